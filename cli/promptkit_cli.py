@@ -1,0 +1,139 @@
+"""``promptkit``: class taxonomies, prompt generation, embeddings and orthogonality scores."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+import prompt_kit
+from cli.common import UserFacingGroup
+from prompt_kit.concepts import curated_answer
+from prompt_kit.generate import build_prompt_set
+from prompt_kit.llm import LLMSettings, request_class_answers
+from prompt_kit.prompt_set import prompt_set_to_yaml, save_prompt_set
+from prompt_kit.styles import STYLES
+from prompt_kit.taxonomy import list_taxonomies, load_taxonomy
+from prompt_kit.templates import PromptTemplates
+
+
+@click.group(
+    cls=UserFacingGroup,
+    epilog="Example: promptkit generate --dataset camvid --style orthogonal --out orthogonal.yaml",
+)
+@click.version_option(prompt_kit.__version__, prog_name="promptkit")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (LLM retries, cache hits).")
+def promptkit(verbose: bool) -> None:
+    """Build, check and measure the class prompts a text-conditioned segmentation teacher sees."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@promptkit.command(epilog="Example: promptkit classes camvid")
+@click.argument("dataset", required=False)
+def classes(dataset: str | None) -> None:
+    """List the built-in taxonomies, or show one (a name or a taxonomy FILE)."""
+    if dataset is None:
+        for name in list_taxonomies():
+            taxonomy = load_taxonomy(name)
+            click.echo(f"{name:<12} {taxonomy.num_classes:>3} classes  {taxonomy.description}")
+        return
+    taxonomy = load_taxonomy(dataset)
+    click.echo(f"{taxonomy.name}: {taxonomy.num_classes} classes, ignore index {taxonomy.ignore_index}")
+    for index, info in enumerate(taxonomy.classes):
+        r, g, b = info.color
+        click.echo(f"{index:>3}  {info.name:<16} {info.label:<16} #{r:02x}{g:02x}{b:02x}")
+
+
+@promptkit.command(
+    epilog="""Examples:
+
+\b
+  promptkit generate --dataset camvid --style orthogonal --out orthogonal.yaml
+  OPENAI_API_KEY=... promptkit generate --dataset kitti11 --style bag_of_words \\
+      --llm gpt-4o-mini --samples 3 --out bow.yaml
+  promptkit generate --classes my_classes.yaml --style sentence --llm qwen2.5 \\
+      --base-url http://127.0.0.1:8000/v1 --out sentence.yaml
+"""
+)
+@click.option("--dataset", "dataset", default="camvid", show_default=True, help="Built-in taxonomy name or file.")
+@click.option("--classes", "classes_file", type=click.Path(dir_okay=False), help="Your own taxonomy file.")
+@click.option("--style", type=click.Choice(STYLES), required=True, help="How each class is named.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the prompt set here (default: print it).")
+@click.option("--templates", "templates_dir", type=click.Path(file_okay=False), help="Folder overriding templates.")
+@click.option("--llm", "llm_model", metavar="MODEL", help="Ask this model instead of using the curated words.")
+@click.option("--base-url", help="OpenAI-compatible server URL (default: $OPENAI_BASE_URL or OpenAI).")
+@click.option("--temperature", type=float, default=0.7, show_default=True)
+@click.option("--top-p", type=float, default=None)
+@click.option("--seed", type=int, default=None, help="Sampling seed sent to the server (sample i gets seed+i).")
+@click.option("--samples", type=int, default=1, show_default=True, help="Answers per request, kept as alternatives.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per HTTP request.")
+@click.option("--retries", type=int, default=2, show_default=True, help="HTTP retries on 429/5xx/timeouts.")
+@click.option("--reasks", type=int, default=2, show_default=True, help="Re-asks after an invalid answer.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="LLM answer cache (default: user cache).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the LLM answer cache.")
+@click.option("--replay", is_flag=True, help="Answers only from the cache; a miss is an error.")
+def generate(
+    dataset: str,
+    classes_file: str | None,
+    style: str,
+    out: str | None,
+    templates_dir: str | None,
+    llm_model: str | None,
+    base_url: str | None,
+    temperature: float,
+    top_p: float | None,
+    seed: int | None,
+    samples: int,
+    timeout: float,
+    retries: int,
+    reasks: int,
+    cache_dir: str | None,
+    no_cache: bool,
+    replay: bool,
+) -> None:
+    """Build a validated prompt set in one STYLE, from curated words or an LLM's answer."""
+    taxonomy = load_taxonomy(classes_file or dataset)
+    templates = PromptTemplates(templates_dir)
+    if replay and no_cache:
+        raise click.UsageError("--replay reads the cache; it cannot be combined with --no-cache")
+    if llm_model is None and (replay or samples != 1):
+        raise click.UsageError("--replay and --samples need --llm MODEL")
+    llm_source = None
+    if llm_model is None:
+        answers = [curated_answer(taxonomy, style)] if style != "label" else [{n: {} for n in taxonomy.class_names}]
+    else:
+        settings = LLMSettings(
+            model=llm_model,
+            base_url=base_url,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            samples=samples,
+            timeout=timeout,
+            http_retries=retries,
+            reasks=reasks,
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            use_cache=not no_cache,
+            replay=replay,
+        )
+        result = request_class_answers(taxonomy, style, settings, templates)
+        answers, llm_source = result.answers, result.source
+    prompt_set = build_prompt_set(
+        taxonomy, style, answers, templates, llm=llm_source, version=prompt_kit.__version__
+    )
+    if out is None:
+        click.echo(prompt_set_to_yaml(prompt_set), nl=False)
+        return
+    save_prompt_set(prompt_set, out)
+    click.echo(f"wrote {out}: {style} prompts for {taxonomy.num_classes} classes of {taxonomy.name}", err=True)
+
+
+def main() -> None:
+    promptkit(prog_name="promptkit")
+
+
+if __name__ == "__main__":
+    main()

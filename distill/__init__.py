@@ -1,0 +1,1 @@
+"""distill stage of promptkit: not built yet (see the project's issues)."""

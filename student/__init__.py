@@ -1,0 +1,1 @@
+"""student stage of promptkit: not built yet (see the project's issues)."""

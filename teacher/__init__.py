@@ -1,0 +1,1 @@
+"""teacher stage of promptkit: not built yet (see the project's issues)."""
