@@ -121,9 +121,7 @@ def generate(
         )
         result = request_class_answers(taxonomy, style, settings, templates)
         answers, llm_source = result.answers, result.source
-    prompt_set = build_prompt_set(
-        taxonomy, style, answers, templates, llm=llm_source, version=prompt_kit.__version__
-    )
+    prompt_set = build_prompt_set(taxonomy, style, answers, templates, llm=llm_source, version=prompt_kit.__version__)
     if out is None:
         click.echo(prompt_set_to_yaml(prompt_set), nl=False)
         return

@@ -119,9 +119,7 @@ class ClassWordsClient:
         try:
             if self._json_mode:
                 try:
-                    response = self.client.chat.completions.create(
-                        response_format={"type": "json_object"}, **kwargs
-                    )
+                    response = self.client.chat.completions.create(response_format={"type": "json_object"}, **kwargs)
                 except openai.BadRequestError:
                     # The server has no JSON mode: ask in plain text and parse JSON out of it.
                     self._json_mode = False

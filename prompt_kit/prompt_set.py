@@ -131,9 +131,7 @@ class PromptSet(BaseModel):
                 for word in entry.words:
                     other = owner.setdefault(word.lower(), entry.name)
                     if other != entry.name:
-                        raise ValueError(
-                            f"orthogonal word {word!r} is used by both {other!r} and {entry.name!r}"
-                        )
+                        raise ValueError(f"orthogonal word {word!r} is used by both {other!r} and {entry.name!r}")
         return self
 
     @property
@@ -157,9 +155,7 @@ class PromptSet(BaseModel):
             )
         else:
             detail = "the classes are in a different order than the taxonomy's label ids"
-        raise PromptKitError(
-            f"prompt set for {self.dataset!r} does not match taxonomy {taxonomy.name!r}: {detail}"
-        )
+        raise PromptKitError(f"prompt set for {self.dataset!r} does not match taxonomy {taxonomy.name!r}: {detail}")
 
     def content_hash(self) -> str:
         """SHA-256 of what reaches an encoder (style, class names, texts): stable across re-saves."""
