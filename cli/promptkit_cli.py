@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import click
 import prompt_kit
 from cli.common import UserFacingGroup
 from prompt_kit.concepts import curated_answer
+from prompt_kit.files import atomic_write_text
 from prompt_kit.generate import build_prompt_set
 from prompt_kit.llm import LLMSettings, request_class_answers
-from prompt_kit.prompt_set import prompt_set_to_yaml, save_prompt_set
+from prompt_kit.prompt_set import load_prompt_set, prompt_set_to_yaml, save_prompt_set
 from prompt_kit.styles import STYLES
 from prompt_kit.taxonomy import list_taxonomies, load_taxonomy
 from prompt_kit.templates import PromptTemplates
@@ -75,6 +77,10 @@ def classes(dataset: str | None) -> None:
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="LLM answer cache (default: user cache).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the LLM answer cache.")
 @click.option("--replay", is_flag=True, help="Answers only from the cache; a miss is an error.")
+@click.option("--encoder", default="minilm", show_default=True, help="Encoder that measures orthogonal word choices.")
+@click.option("--selection-seed", type=int, default=0, show_default=True, help="Seed of the word selection.")
+@click.option("--no-select", is_flag=True, help="orthogonal: keep the first 4 candidates, unmeasured.")
+@click.option("--report", "report_out", type=click.Path(dir_okay=False), help="orthogonal: selection report JSON.")
 def generate(
     dataset: str,
     classes_file: str | None,
@@ -93,6 +99,10 @@ def generate(
     cache_dir: str | None,
     no_cache: bool,
     replay: bool,
+    encoder: str,
+    selection_seed: int,
+    no_select: bool,
+    report_out: str | None,
 ) -> None:
     """Build a validated prompt set in one STYLE, from curated words or an LLM's answer."""
     taxonomy = load_taxonomy(classes_file or dataset)
@@ -121,12 +131,100 @@ def generate(
         )
         result = request_class_answers(taxonomy, style, settings, templates)
         answers, llm_source = result.answers, result.source
-    prompt_set = build_prompt_set(taxonomy, style, answers, templates, llm=llm_source, version=prompt_kit.__version__)
+    selector = None
+    if style == "orthogonal" and not no_select:
+        from prompt_kit.encoders import create_encoder
+        from prompt_kit.orthogonal_selection import SelectionSettings, measured_selector
+
+        selector = measured_selector(create_encoder(encoder), SelectionSettings(seed=selection_seed))
+    prompt_set = build_prompt_set(
+        taxonomy, style, answers, templates, llm=llm_source, select_words=selector, version=prompt_kit.__version__
+    )
+    selection = prompt_set.provenance.selection or {}
+    if "after" in selection:
+        before, after = selection["before"]["max_offdiag"], selection["after"]["max_offdiag"]
+        click.echo(
+            f"orthogonal words chosen with {selection['encoder']}: max off-diagonal cosine {before:.3f} "
+            f"(first 4 candidates) -> {after:.3f}",
+            err=True,
+        )
+        if report_out:
+            atomic_write_text(report_out, json.dumps(selection, indent=2) + "\n")
     if out is None:
         click.echo(prompt_set_to_yaml(prompt_set), nl=False)
         return
     save_prompt_set(prompt_set, out)
     click.echo(f"wrote {out}: {style} prompts for {taxonomy.num_classes} classes of {taxonomy.name}", err=True)
+
+
+def _set_names(paths: list[Path]) -> list[str]:
+    stems = [path.stem for path in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [f"{path.parent.name}/{path.stem}" for path in paths]
+
+
+@promptkit.command(epilog="Example: promptkit embed prompts/camvid/orthogonal.yaml --out camvid_orth.safetensors")
+@click.argument("prompt_set_path", metavar="SET", type=click.Path(dir_okay=False))
+@click.option("--encoder", default="minilm", show_default=True, help="minilm, st:PATH or clip:PATH")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="ClassEmbeddings .safetensors file.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
+def embed(prompt_set_path: str, encoder: str, out: str, no_cache: bool) -> None:
+    """Encode a prompt set into ClassEmbeddings (tokens, mask, pooled) for a teacher."""
+    from prompt_kit.embedding_cache import EmbeddingCache
+    from prompt_kit.encoders import create_encoder, encode_prompt_set
+
+    prompt_set = load_prompt_set(prompt_set_path)
+    _check_taxonomy(prompt_set, None)
+    embeddings = encode_prompt_set(prompt_set, create_encoder(encoder), None if no_cache else EmbeddingCache())
+    embeddings.save(out)
+    c, length, dim = embeddings.tokens.shape
+    click.echo(f"wrote {out}: tokens [{c}, {length}, {dim}], pooled {list(embeddings.pooled.shape)}", err=True)
+
+
+def _check_taxonomy(prompt_set, classes_file: str | None) -> None:
+    """A set must match its taxonomy: the one given, or the built-in one it names."""
+    if classes_file:
+        prompt_set.check_against(load_taxonomy(classes_file))
+    elif prompt_set.dataset in list_taxonomies():
+        prompt_set.check_against(load_taxonomy(prompt_set.dataset))
+
+
+@promptkit.command(
+    epilog="""Examples:
+
+\b
+  promptkit score prompts/camvid/*.yaml
+  promptkit score prompts/camvid/*.yaml --encoder clip:/models/sd-v1-5 --out report/
+  promptkit score my_set.yaml --format json
+"""
+)
+@click.argument("paths", metavar="SET...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--encoder", default="minilm", show_default=True, help="minilm, st:PATH or clip:PATH")
+@click.option("--classes", "classes_file", type=click.Path(dir_okay=False), help="Taxonomy the sets must match.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write md/csv/json and PNG plots here.")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table", show_default=True)
+@click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
+def score(paths: tuple[str, ...], encoder: str, classes_file: str | None, out_dir: str | None, fmt: str,
+          no_cache: bool) -> None:  # fmt: skip
+    """Measure how orthogonal each set's class embeddings are, side by side."""
+    from prompt_kit.embedding_cache import EmbeddingCache
+    from prompt_kit.encoders import create_encoder, encode_prompt_set
+    from prompt_kit.score_report import render_report, score_embeddings, write_report
+
+    prompt_sets = [load_prompt_set(path) for path in paths]  # validate every file before any work
+    for prompt_set in prompt_sets:
+        _check_taxonomy(prompt_set, classes_file)
+    text_encoder = create_encoder(encoder)
+    cache = None if no_cache else EmbeddingCache()
+    results = [
+        score_embeddings(name, encode_prompt_set(prompt_set, text_encoder, cache))
+        for name, prompt_set in zip(_set_names([Path(p) for p in paths]), prompt_sets, strict=True)
+    ]
+    click.echo(render_report(results, fmt), nl=False)
+    if out_dir:
+        written = write_report(results, out_dir)
+        click.echo(f"wrote {len(written)} files to {out_dir}", err=True)
 
 
 def main() -> None:
