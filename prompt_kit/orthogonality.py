@@ -14,9 +14,14 @@ import torch
 import torch.nn.functional as F
 
 
+def _floating(x: torch.Tensor) -> torch.Tensor:
+    """Half precision and integers become float32; float32 and float64 stay as they are."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def cos_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Cosine similarity matrix ``S[i, j] = a_i . b_j / (|a_i| |b_j|)`` of ``a [N, D]`` and ``b [M, D]``."""
-    return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T
+    return F.normalize(_floating(a), dim=-1) @ F.normalize(_floating(b), dim=-1).T
 
 
 def offdiag(matrix: torch.Tensor) -> torch.Tensor:
@@ -41,7 +46,7 @@ def centered(embeddings: torch.Tensor) -> torch.Tensor:
     After centring, the mean off-diagonal cosine is close to ``-1 / (C - 1)`` for any set, so
     compare sets by the centred maximum.
     """
-    unit = F.normalize(embeddings.float(), dim=-1)
+    unit = F.normalize(_floating(embeddings), dim=-1)
     return unit - unit.mean(0, keepdim=True)
 
 
