@@ -54,7 +54,7 @@ class EmbeddingCache:
                 "mask": item.mask.contiguous(),
                 "pooled": item.pooled.contiguous(),
             }
-            atomic_write_bytes(self._path(identity, text), safetensors_save(tensors))
+            atomic_write_bytes(self._path(identity, text), safetensors_save(tensors), durable=False)
 
     def clear(self) -> None:
         import shutil

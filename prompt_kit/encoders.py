@@ -53,7 +53,7 @@ def _quiet_transformers() -> None:
 class TextEncoder(ABC):
     """Base class: subclasses load a model in ``_load`` and embed a batch in ``_embed_batch``."""
 
-    batch_size = 64
+    batch_size = 128
 
     def __init__(self, spec: str, folder: Path) -> None:
         self.spec = spec
@@ -78,10 +78,14 @@ class TextEncoder(ABC):
         if not texts:
             return []
         self._ensure_loaded()
-        result: list[TextEmbedding] = []
-        for start in range(0, len(texts), self.batch_size):
-            result.extend(self._embed_batch(list(texts[start : start + self.batch_size])))
-        return result
+        # Batches of similar length waste little compute on padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        result: list[TextEmbedding | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            indices = order[start : start + self.batch_size]
+            for index, item in zip(indices, self._embed_batch([texts[i] for i in indices]), strict=True):
+                result[index] = item
+        return result  # type: ignore[return-value]
 
     def pooled(self, texts: Sequence[str]) -> torch.Tensor:
         """Unit-normalised pooled vectors ``[N, D]`` (what the orthogonality scores compare)."""

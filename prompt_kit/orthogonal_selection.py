@@ -180,16 +180,22 @@ def _local_search(problem: _Problem, selection: list[list[int]], max_steps: int 
     return selection
 
 
-def _polish(problem, selection, render_texts, embed: EmbedPooled, steps: int):
-    """Swaps on the worst pair, judged on the real rendered prompts' embeddings."""
-    memo: dict[str, torch.Tensor] = {}
+class _MemoEmbed:
+    """``embed`` with a memory: finalists and polish steps share most of their prompts."""
 
-    def embed_memo(texts: list[str]) -> torch.Tensor:
-        missing = [text for text in dict.fromkeys(texts) if text not in memo]
+    def __init__(self, embed: EmbedPooled) -> None:
+        self.embed = embed
+        self.memo: dict[str, torch.Tensor] = {}
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        missing = [text for text in dict.fromkeys(texts) if text not in self.memo]
         if missing:
-            memo.update(zip(missing, embed(missing), strict=True))
-        return torch.stack([memo[text] for text in texts])
+            self.memo.update(zip(missing, self.embed(missing), strict=True))
+        return torch.stack([self.memo[text] for text in texts])
 
+
+def _polish(problem, selection, render_texts, embed_memo: _MemoEmbed, steps: int):
+    """Swaps on the worst pair, judged on the real rendered prompts' embeddings."""
     selection = [list(chosen) for chosen in selection]
     vectors = embed_memo([render_texts(c, chosen) for c, chosen in enumerate(selection)])
     current = objective(vectors)
@@ -226,12 +232,13 @@ def select_orthogonal_words(
         if len(pools[name]) < settings.words:
             raise ValueError(f"class {name!r} has {len(pools[name])} candidates; at least {settings.words} needed")
     problem = _Problem(names, labels, pools, embed, settings)
+    embed_prompts = _MemoEmbed(embed)
 
     def render_texts(c: int, chosen: Sequence[int]) -> str:
         return render(names[c], [problem.words[w] for w in chosen])
 
     def exact(selection: list[list[int]]) -> tuple[float, float]:
-        return objective(embed([render_texts(c, chosen) for c, chosen in enumerate(selection)]))
+        return objective(embed_prompts([render_texts(c, chosen) for c, chosen in enumerate(selection)]))
 
     first = [[problem.word_index[word] for word in pools[name][: settings.words]] for name in names]
     top_margin = [allowed[: settings.words] for allowed in problem.allowed]
@@ -245,7 +252,7 @@ def select_orthogonal_words(
         finalists.append(_local_search(problem, _greedy(problem, start)))
     scored = [(exact(selection), index) for index, selection in enumerate(finalists)]
     best_value, best_index = min(scored, key=lambda item: (round(item[0][0], 6), item[0][1], item[1]))
-    polished, after = _polish(problem, finalists[best_index], render_texts, embed, settings.polish_steps)
+    polished, after = _polish(problem, finalists[best_index], render_texts, embed_prompts, settings.polish_steps)
 
     before = exact(first)
     if _better(before, after):  # never hand back something worse than the order we were given
