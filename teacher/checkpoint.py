@@ -1,0 +1,87 @@
+"""Build a teacher (tiny or from a local Stable Diffusion folder), save it and load it back.
+
+A teacher folder holds ``teacher_config.json`` and ``teacher.safetensors``. When the UNet comes
+frozen from a pretrained folder, only the trained parts are saved and the folder path is kept in
+the config: a Stable Diffusion UNet is gigabytes that the user already has.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from prompt_kit.errors import PromptKitError
+from prompt_kit.files import atomic_write_text
+from teacher.config import TeacherConfig
+from teacher.model import DiffusionSegTeacher
+
+CONFIG_NAME = "teacher_config.json"
+WEIGHTS_NAME = "teacher.safetensors"
+
+
+def check_diffusers_folder(folder: Path) -> None:
+    missing = [name for name in ("unet", "scheduler") if not (folder / name).is_dir()]
+    if missing:
+        raise PromptKitError(
+            f"{folder} is not a Stable Diffusion diffusers folder (no {', '.join(missing)}/): "
+            "pass the folder that holds unet/, vae/, scheduler/, text_encoder/ and tokenizer/"
+        )
+
+
+def build_teacher(config: TeacherConfig) -> DiffusionSegTeacher:
+    """A fresh teacher: the tiny pixel-space UNet, or the UNet/VAE/scheduler of ``config.pretrained``."""
+    if config.pretrained is None:
+        return DiffusionSegTeacher(config)
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    folder = Path(config.pretrained)
+    check_diffusers_folder(folder)
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet", local_files_only=True)
+    vae = AutoencoderKL.from_pretrained(folder / "vae", local_files_only=True) if (folder / "vae").is_dir() else None
+    scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler", local_files_only=True)
+    return DiffusionSegTeacher(config, unet=unet, vae=vae, scheduler=scheduler)
+
+
+def _saved_state(teacher: DiffusionSegTeacher) -> dict:
+    state = teacher.state_dict()
+    skip = ("vae.",) + (("unet.",) if teacher.config.pretrained and teacher.config.freeze_unet else ())
+    return {key: value.detach().cpu().contiguous() for key, value in state.items() if not key.startswith(skip)}
+
+
+def save_teacher(teacher: DiffusionSegTeacher, folder: str | Path) -> Path:
+    """Write the config and the weights (safetensors, atomically) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{WEIGHTS_NAME}.tmp"
+    save_file(_saved_state(teacher), str(tmp))
+    tmp.replace(folder / WEIGHTS_NAME)
+    atomic_write_text(folder / CONFIG_NAME, teacher.config.model_dump_json(indent=2))
+    return folder
+
+
+def load_teacher(folder: str | Path) -> DiffusionSegTeacher:
+    """A teacher saved by :func:`save_teacher`; a folder that is not one is a clear error."""
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    if not config_path.is_file() or not weights_path.is_file():
+        raise PromptKitError(
+            f"{folder} is not a teacher folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}): "
+            "train one with `distill teacher --out DIR`"
+        )
+    try:
+        config = TeacherConfig.model_validate(json.loads(config_path.read_text()))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise PromptKitError(f"{config_path} is not a valid teacher config: {exc}") from exc
+    teacher = build_teacher(config)
+    state = load_file(str(weights_path))
+    missing, unexpected = teacher.load_state_dict(state, strict=False)
+    expected_missing = {key for key in teacher.state_dict() if key not in _saved_state(teacher)}
+    really_missing = [key for key in missing if key not in expected_missing]
+    if really_missing or unexpected:
+        raise PromptKitError(
+            f"{weights_path} does not fit its config ({len(really_missing)} missing, {len(unexpected)} "
+            "unexpected tensors): the folder is damaged or from another version"
+        )
+    return teacher

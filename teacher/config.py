@@ -1,0 +1,49 @@
+"""TeacherConfig: every choice that shapes the teacher, validated, with CPU-friendly defaults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TeacherConfig(BaseModel):
+    """The tiny pixel-space config is the default; ``pretrained`` switches to a local SD folder.
+
+    Tiny: no VAE, a small UNet on the image itself (pixel-unshuffled by ``space_to_depth``, so
+    its first level runs at 1/2 resolution) with cross-attention only at 1/4 resolution and below
+    (full-resolution attention costs ~35x more per step on a CPU).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_classes: int = Field(ge=2)
+    embedding_dim: int = Field(ge=1, description="D of the class embeddings (cross_attention_dim)")
+    pretrained: str | None = Field(default=None, description="local Stable Diffusion diffusers folder")
+    freeze_unet: bool = True
+    space_to_depth: int = Field(default=2, ge=1, description="tiny: pixel-unshuffle factor before the UNet")
+    block_out_channels: tuple[int, ...] = (48, 96, 128)
+    attention_levels: tuple[bool, ...] = (False, True, True)
+    layers_per_block: int = 1
+    attention_head_dim: int = 32
+    self_attention: bool = Field(
+        default=False, description="tiny: keep the UNet's self-attention (costs ~half of a CPU train step)"
+    )
+    timestep: int = Field(default=50, ge=0, description="noise level of the single UNet pass (VPD-style: small)")
+    noise_seed: int = 0
+    conditioning: Literal["tokens", "pooled"] = "tokens"
+    text_adapter: bool = True
+    head_channels: int = 64
+    class_dim: int = 64
+    use_attention_maps: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> TeacherConfig:
+        if self.pretrained is None and len(self.attention_levels) != len(self.block_out_channels):
+            raise ValueError("attention_levels needs one entry per block_out_channels level")
+        return self
+
+    @property
+    def input_multiple(self) -> int:
+        """Image sides must be multiples of this (tiny config: unshuffle times the UNet's depth)."""
+        return self.space_to_depth * 2 ** (len(self.block_out_channels) - 1)

@@ -1,0 +1,197 @@
+"""DiffusionSegTeacher: one noisy UNet pass conditioned on every class's embedding, then a head.
+
+``forward(images, class_embeddings) -> logits [B, C, H/4, W/4]``. The image (a VAE latent when a
+VAE is present) gets fixed-seed noise at timestep ``t``; one UNet pass runs with
+``encoder_hidden_states`` = the token sequences of all classes (or one pooled vector per class),
+so every cross-attention layer attends to every class. Up-block outputs (forward hooks) feed an
+FPN head; class logits come from the embeddings themselves (see ``head.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from torch import nn
+
+from prompt_kit.class_embeddings import ClassEmbeddings
+from prompt_kit.errors import PromptKitError
+from teacher.attention_maps import ClassAttentionRecorder, install_recorder
+from teacher.config import TeacherConfig
+from teacher.head import EmbeddingClassifier, FeaturePyramidHead
+
+
+def tiny_unet(config: TeacherConfig) -> UNet2DConditionModel:
+    """A small pixel-space UNet: attention only where ``config.attention_levels`` says."""
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in config.attention_levels)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention_levels))
+    channels = config.block_out_channels
+    pixels = 3 * config.space_to_depth**2
+    return UNet2DConditionModel(
+        sample_size=None,
+        in_channels=pixels,
+        out_channels=pixels,
+        down_block_types=down,
+        up_block_types=up,
+        mid_block_type="UNetMidBlock2DCrossAttn" if config.attention_levels[-1] else None,
+        mid_block_only_cross_attention=not config.self_attention,
+        block_out_channels=channels,
+        layers_per_block=config.layers_per_block,
+        cross_attention_dim=config.embedding_dim,
+        attention_head_dim=config.attention_head_dim,
+        only_cross_attention=not config.self_attention,
+        norm_num_groups=min(8, min(channels)),
+    )
+
+
+class TextAdapter(nn.Module):
+    """VPD-style residual adapter on the class embeddings: ``e + g * MLP(e)``, ``g`` starts near 0."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.gamma = nn.Parameter(torch.full((1,), 1e-4))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return embeddings + self.gamma * self.mlp(embeddings)
+
+
+class DiffusionSegTeacher(nn.Module):
+    """A segmentation teacher on diffusion UNet features, conditioned on ClassEmbeddings."""
+
+    def __init__(
+        self,
+        config: TeacherConfig,
+        unet: UNet2DConditionModel | None = None,
+        vae: AutoencoderKL | None = None,
+        scheduler: DDPMScheduler | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.unet = unet if unet is not None else tiny_unet(config)
+        self.vae = vae
+        if vae is not None:
+            vae.requires_grad_(False)
+        if config.pretrained is not None and config.freeze_unet:
+            self.unet.requires_grad_(False)
+        self.scheduler = scheduler or DDPMScheduler(num_train_timesteps=1000)
+        if self.unet.config.cross_attention_dim != config.embedding_dim:
+            raise PromptKitError(
+                f"the UNet's cross_attention_dim is {self.unet.config.cross_attention_dim} but the class "
+                f"embeddings have {config.embedding_dim} dimensions: embed the prompts with the teacher's "
+                "own text encoder (clip:PATH of the same folder)"
+            )
+        self.text_adapter = TextAdapter(config.embedding_dim) if config.text_adapter else None
+        self.recorder = ClassAttentionRecorder()
+        self.cross_attention_layers = install_recorder(self.unet, self.recorder)
+        self._features: list[torch.Tensor] = []
+        for block in self.unet.up_blocks:
+            block.register_forward_hook(self._keep_output)
+        up_channels = list(reversed(self.unet.config.block_out_channels))
+        self.head = FeaturePyramidHead(up_channels, config.head_channels)
+        self.classifier = EmbeddingClassifier(config.head_channels, config.embedding_dim, config.class_dim)
+
+    def _keep_output(self, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+        self._features.append(output[0] if isinstance(output, tuple) else output)
+
+    @property
+    def input_multiple(self) -> int:
+        """Image sides must be multiples of this: the VAE's (or unshuffle's) factor times the UNet depth."""
+        depth = 2 ** (len(self.unet.config.block_out_channels) - 1)
+        if self.vae is not None:
+            return depth * 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return depth * self.config.space_to_depth
+
+    # -- inputs -------------------------------------------------------------------------------
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> what the UNet denoises: a scaled VAE latent, or the image in [-1, 1]."""
+        scaled = images * 2.0 - 1.0
+        if self.vae is None:
+            factor = self.config.space_to_depth
+            return F.pixel_unshuffle(scaled, factor) if factor > 1 else scaled
+        latent = self.vae.encode(scaled.to(self.vae.dtype)).latent_dist.mean
+        return latent * self.vae.config.scaling_factor
+
+    def fixed_noise(self, like: torch.Tensor) -> torch.Tensor:
+        """The same noise for every image (seeded), so a teacher output depends on the image only."""
+        generator = torch.Generator().manual_seed(self.config.noise_seed)
+        noise = torch.randn((1, *like.shape[1:]), generator=generator, dtype=torch.float32)
+        return noise.to(device=like.device, dtype=like.dtype).expand_as(like)
+
+    def conditioning(self, embeddings: ClassEmbeddings, batch: int, device, dtype):
+        """(encoder_hidden_states [B, K, D], encoder mask [B, K] or None, token_to_class [K, C])."""
+        classes = embeddings.num_classes
+        if self.config.conditioning == "pooled":
+            states = embeddings.pooled.to(device=device, dtype=dtype).unsqueeze(0)
+            mask = None
+            token_to_class = torch.eye(classes, device=device)
+        else:
+            tokens = embeddings.tokens.to(device=device, dtype=dtype)  # [C, L, D]
+            length = tokens.shape[1]
+            states = tokens.reshape(1, classes * length, -1)
+            valid = embeddings.attention_mask.to(device=device).reshape(-1).bool()
+            mask = valid.to(dtype).unsqueeze(0).expand(batch, -1)
+            owner = torch.arange(classes, device=device).repeat_interleave(length)
+            token_to_class = F.one_hot(owner, classes).float() * valid.unsqueeze(1).float()
+        if self.text_adapter is not None:
+            states = self.text_adapter(states)
+        return states.expand(batch, -1, -1), mask, token_to_class
+
+    def check_embeddings(self, embeddings: ClassEmbeddings) -> None:
+        if embeddings.num_classes != self.config.num_classes:
+            raise PromptKitError(
+                f"the teacher predicts {self.config.num_classes} classes but the class embeddings have "
+                f"{embeddings.num_classes}: use a prompt set of the teacher's taxonomy"
+            )
+        if embeddings.tokens.shape[-1] != self.config.embedding_dim:
+            raise PromptKitError(
+                f"class embeddings have {embeddings.tokens.shape[-1]} dimensions, the teacher expects "
+                f"{self.config.embedding_dim}: use the encoder the teacher was trained with"
+            )
+
+    # -- forward ------------------------------------------------------------------------------
+    def unet_pass(self, images: torch.Tensor, embeddings: ClassEmbeddings):
+        """One noisy UNet pass; returns (up-block features, per-layer class attention maps)."""
+        sample = self.encode_images(images)
+        dtype = next(self.unet.parameters()).dtype
+        sample = sample.to(dtype)
+        timestep = torch.full((sample.shape[0],), self.config.timestep, device=sample.device, dtype=torch.long)
+        if self.config.timestep > 0:
+            sample = self.scheduler.add_noise(sample, self.fixed_noise(sample), timestep)
+        states, mask, token_to_class = self.conditioning(embeddings, sample.shape[0], sample.device, dtype)
+        key_bias = None if mask is None else ((1.0 - mask) * -10000.0).unsqueeze(1)
+        self.recorder.start(token_to_class, tuple(sample.shape[-2:]), key_bias)
+        self._features = []
+        self.unet(sample, timestep, encoder_hidden_states=states, encoder_attention_mask=mask)
+        features, maps = self._features, self.recorder.maps
+        self._features, self.recorder.maps = [], []
+        return features, maps
+
+    def forward(
+        self, images: torch.Tensor, class_embeddings: ClassEmbeddings, return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits ``[B, C, H/4, W/4]`` for images ``[B, 3, H, W]`` in [0, 1]."""
+        self.check_embeddings(class_embeddings)
+        height, width = images.shape[-2:]
+        multiple = self.input_multiple
+        if height % multiple or width % multiple:
+            raise PromptKitError(
+                f"image size {height}x{width} is not a multiple of {multiple}: resize or crop to e.g. "
+                f"{height // multiple * multiple}x{width // multiple * multiple}"
+            )
+        size = (max(1, height // 4), max(1, width // 4))
+        features, maps = self.unet_pass(images, class_embeddings)
+        pixels = self.head(features, size)
+        attention = None
+        if self.config.use_attention_maps and maps:
+            resized = [F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False) for m in maps]
+            attention = torch.stack(resized).mean(0)
+        class_vectors = class_embeddings.pooled.to(pixels.device)
+        logits = self.classifier(pixels, class_vectors, attention)
+        if not return_features:
+            return logits
+        named = {f"up{i}": feature for i, feature in enumerate(features)}
+        named["decoder"] = pixels
+        if attention is not None:
+            named["attention"] = attention
+        return logits, named

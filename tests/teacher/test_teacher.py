@@ -1,0 +1,126 @@
+"""The teacher's contract: shapes, class embeddings that act at inference, real-weights loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prompt_kit import PromptKitError
+from prompt_kit.class_embeddings import ClassEmbeddings
+from teacher import DiffusionSegTeacher, TeacherConfig, build_teacher, load_teacher, save_teacher
+from tests.teacher.conftest import random_embeddings
+
+TINY = dict(block_out_channels=(16, 32, 32), attention_levels=(False, True, True), head_channels=16, class_dim=16)
+
+
+def tiny_teacher(**overrides) -> DiffusionSegTeacher:
+    torch.manual_seed(0)
+    return DiffusionSegTeacher(TeacherConfig(num_classes=5, embedding_dim=24, **{**TINY, **overrides})).eval()
+
+
+def swapped(embeddings: ClassEmbeddings, i: int, j: int) -> ClassEmbeddings:
+    order = list(range(embeddings.num_classes))
+    order[i], order[j] = j, i
+    return ClassEmbeddings(
+        tokens=embeddings.tokens[order], attention_mask=embeddings.attention_mask[order],
+        pooled=embeddings.pooled[order], class_names=[embeddings.class_names[k] for k in order], encoder="swapped",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("conditioning", ["tokens", "pooled"])
+def test_logits_at_a_quarter_of_the_input(conditioning):
+    teacher = tiny_teacher(conditioning=conditioning)
+    with torch.no_grad():
+        logits, features = teacher(torch.rand(2, 3, 32, 48), random_embeddings(), return_features=True)
+    assert logits.shape == (2, 5, 8, 12)
+    assert features["decoder"].shape[-2:] == (8, 12) and features["attention"].shape == (2, 5, 8, 12)
+
+
+@pytest.mark.parametrize("conditioning", ["tokens", "pooled"])
+def test_swapping_two_class_embeddings_swaps_their_logits(conditioning):
+    teacher = tiny_teacher(conditioning=conditioning)
+    images, embeddings = torch.rand(2, 3, 32, 32), random_embeddings()
+    with torch.no_grad():
+        logits = teacher(images, embeddings)
+        logits_swapped = teacher(images, swapped(embeddings, 1, 3))
+    expected = logits[:, [0, 3, 2, 1, 4]]
+    assert torch.allclose(logits_swapped, expected, atol=1e-4)
+    assert not torch.allclose(logits_swapped, logits, atol=1e-3)
+
+
+def test_attention_maps_split_each_position_over_the_classes():
+    teacher = tiny_teacher()
+    with torch.no_grad():
+        teacher.unet_pass(torch.rand(1, 3, 32, 32), random_embeddings())
+        _, maps = teacher.unet_pass(torch.rand(1, 3, 32, 32), random_embeddings())
+    assert len(maps) == teacher.cross_attention_layers > 0
+    for attention in maps:
+        assert torch.allclose(attention.sum(1), torch.ones_like(attention.sum(1)), atol=1e-4)
+
+
+def test_teacher_output_does_not_depend_on_the_rest_of_the_batch():
+    teacher = tiny_teacher()
+    images, embeddings = torch.rand(3, 3, 32, 32), random_embeddings()
+    with torch.no_grad():
+        together = teacher(images, embeddings)
+        alone = teacher(images[1:2], embeddings)
+    assert torch.allclose(together[1:2], alone, atol=1e-4)
+
+
+def test_wrong_class_count_or_dimension_is_a_clear_error():
+    teacher = tiny_teacher()
+    with pytest.raises(PromptKitError, match="predicts 5 classes but the class embeddings have 4"):
+        teacher(torch.rand(1, 3, 32, 32), random_embeddings(classes=4))
+    with pytest.raises(PromptKitError, match="have 16 dimensions"):
+        teacher(torch.rand(1, 3, 32, 32), random_embeddings(dim=16))
+    with pytest.raises(PromptKitError, match="not a multiple of 8"):
+        teacher(torch.rand(1, 3, 30, 32), random_embeddings())
+
+
+def test_save_and_load_give_the_same_logits(tmp_path):
+    teacher = tiny_teacher()
+    save_teacher(teacher, tmp_path / "t")
+    loaded = load_teacher(tmp_path / "t").eval()
+    images, embeddings = torch.rand(1, 3, 32, 32), random_embeddings()
+    with torch.no_grad():
+        assert torch.equal(teacher(images, embeddings), loaded(images, embeddings))
+
+
+def test_a_folder_that_is_not_a_teacher(tmp_path):
+    with pytest.raises(PromptKitError, match="is not a teacher folder"):
+        load_teacher(tmp_path)
+
+
+def test_pretrained_stable_diffusion_folder(tiny_sd_full_folder, tmp_path):
+    from prompt_kit.encoders import create_encoder, encode_prompt_set
+    from prompt_kit.prompt_set import load_prompt_set
+    from prompt_kit.resources import prompts_dir
+
+    embeddings = encode_prompt_set(
+        load_prompt_set(prompts_dir() / "camvid" / "label.yaml"), create_encoder(f"clip:{tiny_sd_full_folder}")
+    )
+    config = TeacherConfig(num_classes=11, embedding_dim=32, pretrained=str(tiny_sd_full_folder), head_channels=16)
+    teacher = build_teacher(config).eval()
+    assert teacher.vae is not None and teacher.scheduler.config.prediction_type == "v_prediction"
+    assert not any(p.requires_grad for p in teacher.unet.parameters())
+    assert not any(p.requires_grad for p in teacher.vae.parameters())
+    assert teacher.input_multiple == 4
+    images = torch.rand(2, 3, 32, 32)
+    # images enter the VAE in [-1, 1] and leave scaled by its scaling factor
+    expected = teacher.vae.encode(images * 2 - 1).latent_dist.mean * 0.18215
+    assert torch.allclose(teacher.encode_images(images), expected, atol=1e-5)
+    with torch.no_grad():
+        logits = teacher(images, embeddings)
+    assert logits.shape == (2, 11, 8, 8)
+    save_teacher(teacher, tmp_path / "t")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "t" / "teacher.safetensors"), framework="pt") as handle:
+        assert not any(key.startswith(("unet.", "vae.")) for key in handle.keys())  # noqa: SIM118
+    with torch.no_grad():
+        assert torch.allclose(load_teacher(tmp_path / "t").eval()(images, embeddings), logits, atol=1e-5)
+
+
+def test_pretrained_folder_without_a_unet(tmp_path):
+    with pytest.raises(PromptKitError, match="not a Stable Diffusion diffusers folder"):
+        build_teacher(TeacherConfig(num_classes=3, embedding_dim=8, pretrained=str(tmp_path)))
