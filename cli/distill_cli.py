@@ -1,4 +1,4 @@
-"""``distill``: train teachers and students and compare prompt styles (commands arrive per stage)."""
+"""``distill``: train teachers and students, compare prompt styles."""
 
 from __future__ import annotations
 
@@ -10,14 +10,131 @@ from cli.common import UserFacingGroup
 
 @click.group(
     cls=UserFacingGroup,
-    epilog="Example (once the teacher and student stages land): distill run --prompts prompts/camvid/orthogonal.yaml",
+    epilog="Example: distill teacher --prompts prompts/camvid/label.yaml --data synthetic --out runs/teacher",
 )
 @click.version_option(prompt_kit.__version__, prog_name="distill")
 def distill() -> None:
-    """Distil a prompt-conditioned diffusion teacher into small students.
+    """Train a prompt-conditioned diffusion teacher and distil it into small students."""
 
-    No training command is available yet: the teacher, student and KD stages are still to be built.
-    """
+
+def _size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    height, sep, width = value.lower().partition("x")
+    if not sep or not height.isdigit() or not width.isdigit():
+        raise click.BadParameter(f"{value!r}: write HEIGHTxWIDTH, e.g. 96x128")
+    return int(height), int(width)
+
+
+@distill.command(
+    epilog="""Examples:
+
+\b
+  distill teacher --prompts prompts/camvid/label.yaml --data synthetic --out runs/teacher
+  distill teacher --prompts prompts/camvid/orthogonal.yaml --data camvid:../shared/data/camvid \\
+      --size 128x176 --steps 2000 --out runs/teacher-camvid
+  distill teacher --prompts prompts/camvid/label.yaml --data camvid:/data/camvid \\
+      --pretrained /models/stable-diffusion-v1-5 --size 384x512 --out runs/teacher-sd
+"""
+)
+@click.option("--prompts", required=True, type=click.Path(dir_okay=False), help="PromptSet file.")
+@click.option("--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Teacher folder to write.")
+@click.option("--encoder", default=None, help="minilm (default), st:PATH or clip:PATH (default with --pretrained).")
+@click.option("--steps", type=int, default=None, help="Segmentation training steps.")
+@click.option("--pretrained", type=click.Path(file_okay=False), help="Local Stable Diffusion diffusers folder.")
+@click.option("--pretrain-denoiser", type=int, default=None, help="DDPM steps on the dataset's images first.")
+@click.option("--size", default=None, help="Training and evaluation image size HEIGHTxWIDTH.")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
+def teacher(
+    prompts, data, out, encoder, steps, pretrained, pretrain_denoiser, size, batch_size, seed, config_file, overrides
+) -> None:
+    """Train the diffusion-feature teacher for one prompt set and evaluate it on the val split."""
+    from distill.configuration import load_config
+    from distill.teacher_training import TeacherTrainingConfig, train_teacher
+
+    base = dict(
+        prompts=prompts,
+        data=data,
+        out=out,
+        encoder=encoder,
+        steps=steps,
+        pretrained=pretrained,
+        pretrain_denoiser=pretrain_denoiser,
+        image_size=_size(size),
+        batch_size=batch_size,
+        seed=seed,
+    )
+    config = load_config(TeacherTrainingConfig, config_file, list(overrides), base)
+    metrics = train_teacher(config)
+    click.echo(
+        f"teacher val mIoU {metrics['miou']:.3f}, pixel accuracy {metrics['pixel_accuracy']:.3f} "
+        f"({metrics['val_images']} images at {config.image_size[0]}x{config.image_size[1]}); wrote {out}"
+    )
+
+
+@distill.command(
+    epilog="""Examples:
+
+\b
+  distill run --teacher runs/teacher --student tiny --kd kl --data synthetic --out runs/kl
+  distill run --student tiny --kd none --data synthetic --out runs/baseline
+  distill run --teacher runs/teacher --prompts prompts/camvid/orthogonal.yaml --student lraspp_mobilenetv3 \\
+      --kd kl=1.0,cwd=3.0 --set kd_params.temperature=2 --steps 2000 --out runs/kl-cwd
+  accelerate launch --multi_gpu --num_processes 2 -m cli.distill_cli run ...   (same flags, several GPUs)
+"""
+)
+@click.option("--teacher", "teacher_dir", type=click.Path(file_okay=False), help="Teacher folder (distill teacher).")
+@click.option("--prompts", type=click.Path(dir_okay=False), help="Prompt set (default: the teacher's own).")
+@click.option("--student", default=None, help="Student name (see --list-students).")
+@click.option("--kd", default=None, help="KD loss spec: kl, mse, cwd, dist, cirkd, none, or kl=1.0,cwd=3.0.")
+@click.option("--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--steps", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--student-size", default=None, help="HEIGHTxWIDTH of the student's input.")
+@click.option("--teacher-size", default=None, help="HEIGHTxWIDTH of the teacher's input (default: its training size).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
+@click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoint.")
+def run(
+    teacher_dir,
+    prompts,
+    student,
+    kd,
+    data,
+    out,
+    steps,
+    seed,
+    student_size,
+    teacher_size,
+    config_file,
+    overrides,
+    resume,
+) -> None:
+    """Train a student with cross-entropy plus KD from a frozen teacher; evaluate both."""
+    from distill.configuration import load_config
+    from distill.student_training import RunConfig, train_student
+
+    base = dict(
+        teacher=teacher_dir,
+        prompts=prompts,
+        student=student,
+        kd=kd,
+        data=data,
+        out=out,
+        steps=steps,
+        seed=seed,
+        student_size=_size(student_size),
+        teacher_size=_size(teacher_size),
+    )
+    config = load_config(RunConfig, config_file, list(overrides), base)
+    metrics = train_student(config, resume=resume)
+    teacher_text = f", teacher {metrics['teacher']['miou']:.3f}" if metrics.get("teacher") else ""
+    click.echo(f"student val mIoU {metrics['miou']:.3f}{teacher_text}; wrote {out}")
 
 
 def main() -> None:

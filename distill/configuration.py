@@ -1,0 +1,57 @@
+"""YAML config files validated by pydantic, with ``--set a.b=c`` overrides from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from prompt_kit.errors import PromptKitError
+from prompt_kit.yaml_files import describe_validation_error, read_yaml
+
+ConfigT = TypeVar("ConfigT", bound=pydantic.BaseModel)
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set ``a.b=c`` entries in a nested dict; values are parsed as YAML (``3``, ``0.1``, ``[96, 128]``)."""
+    result = {**values}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise PromptKitError(f"--set {item!r}: write it as key=value, e.g. --set optimizer.lr=0.001")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise PromptKitError(f"--set {item!r}: {raw!r} is not a valid value") from exc
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            node[part] = {**child} if isinstance(child, dict) else {}
+            node = node[part]
+        node[parts[-1]] = value
+    return result
+
+
+def load_config(
+    model: type[ConfigT], path: str | Path | None, overrides: list[str], base: dict[str, Any] | None = None
+) -> ConfigT:
+    """``base`` (command-line options), then the file, then ``--set``; validated as ``model``."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        raw = read_yaml(path, "config")
+        if not isinstance(raw, dict):
+            raise PromptKitError(f"{path} is not a config file: expected a YAML mapping at the top")
+        values = raw
+    values = {**values, **{key: value for key, value in (base or {}).items() if value is not None}}
+    values = apply_overrides(values, overrides)
+    try:
+        return model.model_validate(values)
+    except pydantic.ValidationError as exc:
+        raise PromptKitError(f"invalid config: {describe_validation_error(exc)}") from exc
+
+
+def config_to_yaml(config: pydantic.BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

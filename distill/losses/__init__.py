@@ -1,0 +1,37 @@
+"""Knowledge-distillation losses for semantic segmentation.
+
+Every loss is an ``nn.Module`` called as ``loss(student_logits, teacher_logits, valid_mask)`` with
+logits ``[B, C, H, W]`` and a bool ``valid_mask [B, H, W]`` (False at ignored pixels, None for
+all valid); it returns a scalar and treats the teacher as a fixed target (detached). Build one
+with ``create_loss("kl", temperature=2.0)`` or a weighted sum with ``create_loss("kl=1.0,cwd=3.0")``.
+"""
+
+from __future__ import annotations
+
+from distill.losses.alignment import ALIGN_MODES, align_logits, align_maps
+from distill.losses.cirkd import CrossImagePixelPairs
+from distill.losses.cwd import ChannelWiseDivergence
+from distill.losses.dist import DIST
+from distill.losses.kl import KLDivergence
+from distill.losses.mse import LogitMSE
+from distill.losses.none import NoDistillation
+from distill.losses.registry import LOSSES, create_loss, list_losses, loss_parameters, parse_kd_spec
+from distill.losses.weighted_sum import WeightedSum
+
+__all__ = [
+    "ALIGN_MODES",
+    "DIST",
+    "LOSSES",
+    "ChannelWiseDivergence",
+    "CrossImagePixelPairs",
+    "KLDivergence",
+    "LogitMSE",
+    "NoDistillation",
+    "WeightedSum",
+    "align_logits",
+    "align_maps",
+    "create_loss",
+    "list_losses",
+    "loss_parameters",
+    "parse_kd_spec",
+]

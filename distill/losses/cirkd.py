@@ -1,0 +1,89 @@
+"""CIRKD's mini-batch pixel-to-pixel distillation (Yang et al., CVPR 2022, arXiv:2204.06986)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distill.losses.alignment import align_maps, check_align_mode
+
+SOFTMAX_SCOPES: tuple[str, ...] = ("image_pair", "batch")
+
+
+class CrossImagePixelPairs(nn.Module):
+    """Student pixel-to-pixel similarities across the images of a batch mimic the teacher's.
+
+    1. Pool: each ``[B, D, h, w]`` map is average-pooled (over valid pixels only) to at most
+       ``max_size x max_size`` so that the similarity matrix stays small; a pooled cell is valid
+       if it covers a valid pixel.
+    2. ``f = F / |F|`` per pixel; ``S[(i,a), (j,b)] = f_{i,a} . f_{j,b}`` for pixels ``a`` of image
+       ``i`` and ``b`` of image ``j``, for student and teacher (their ``D`` may differ).
+    3. ``softmax_over="image_pair"`` (the official code): for each row ``(i, a)`` and each image
+       ``j``, ``KL(softmax_b(S_t / tau) || softmax_b(S_s / tau))`` over the valid pixels ``b`` of
+       ``j``; ``L`` is the mean over valid rows and images ``j`` (``1 / B^2`` times the sum of the
+       per-pair row means when every pixel is valid). ``softmax_over="batch"``: one softmax per
+       row over every valid pixel of the batch; ``L`` is the mean over valid rows.
+
+    Args:
+        tau: similarity temperature ``> 0`` (0.1 in the paper).
+        max_size: pool to at most this many cells per side; None pools nothing.
+        softmax_over: ``"image_pair"`` or ``"batch"`` (see above).
+        align: how a resolution mismatch is resolved (see ``distill.losses.alignment``).
+    """
+
+    name: ClassVar[str] = "cirkd"
+
+    def __init__(
+        self,
+        tau: float = 0.1,
+        max_size: int | None = 32,
+        softmax_over: str = "image_pair",
+        align: str = "upsample_student",
+    ) -> None:
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f"cirkd: tau must be > 0; got {tau}")
+        if max_size is not None and max_size < 1:
+            raise ValueError(f"cirkd: max_size must be >= 1 or None; got {max_size}")
+        if softmax_over not in SOFTMAX_SCOPES:
+            raise ValueError(f"cirkd: softmax_over must be one of {', '.join(SOFTMAX_SCOPES)}; got {softmax_over!r}")
+        self.tau = float(tau)
+        self.max_size = max_size
+        self.softmax_over = softmax_over
+        self.align = check_align_mode(align)
+
+    def forward(
+        self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, valid_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Takes feature maps or logits: ``student [B, Ds, H, W]``, ``teacher [B, Dt, H', W']``."""
+        student, teacher, valid = align_maps(student_logits, teacher_logits, valid_mask, self.align)
+        f_s, cells = self._pool(student, valid)  # [B, P, Ds], [B, P]
+        f_t, _ = self._pool(teacher, valid)
+        if self.softmax_over == "batch":  # the whole batch is one "image"
+            f_s, f_t, cells = f_s.flatten(0, 1)[None], f_t.flatten(0, 1)[None], cells.flatten()[None]
+        columns = cells[None, None]  # [1, 1, G, P]: pixel b of image j
+        image_valid = cells.any(dim=1)[None, None, :, None]  # [1, 1, G, 1]
+        hidden = ~columns & image_valid  # an image without valid cells keeps a finite softmax
+        log_q_s = F.log_softmax(self._similarity(f_s).masked_fill(hidden, float("-inf")), dim=3)
+        log_q_t = F.log_softmax(self._similarity(f_t).masked_fill(hidden, float("-inf")), dim=3)
+        log_ratio = torch.where(columns, log_q_t - log_q_s, 0.0)
+        kl_rows = (log_q_t.exp() * log_ratio).sum(dim=3)  # [G, P, G]: row (i, a) against image j
+        rows = cells[:, :, None] & image_valid[0, 0, :, 0][None, None]
+        return (kl_rows * rows).sum() / rows.sum().clamp_min(1)
+
+    def _pool(self, features: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked average pooling to at most ``max_size`` per side, then unit-normalised ``[B, P, D]``."""
+        height, width = features.shape[-2:]
+        size = (height, width) if self.max_size is None else (min(height, self.max_size), min(width, self.max_size))
+        weight = valid[:, None].to(features.dtype)
+        covered = F.adaptive_avg_pool2d(weight, size)  # fraction of valid pixels per cell
+        pooled = F.adaptive_avg_pool2d(features * weight, size) / covered.clamp_min(1e-12)
+        unit = F.normalize(pooled.flatten(2), dim=1).transpose(1, 2)
+        return unit, covered.flatten(1) > 0
+
+    def _similarity(self, features: torch.Tensor) -> torch.Tensor:
+        """``S[i, a, j, b] = f_{i,a} . f_{j,b} / tau`` for ``features [G, P, D]``."""
+        return torch.einsum("iad,jbd->iajb", features, features) / self.tau

@@ -1,0 +1,371 @@
+"""`distill run`: train a student with cross-entropy plus KD from a frozen teacher.
+
+One code path on HF accelerate serves the CPU, one GPU and ``accelerate launch``/``torchrun``
+over many processes. Batches are a pure function of (seed, step, rank) and checkpoints carry
+model, optimizer, scheduler, step and RNG states, so ``--resume`` ends with the same metrics as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+import yaml
+from accelerate.utils import set_seed
+from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from distill.configuration import config_to_yaml
+from distill.datasets import PairedViews, create_dataset
+from distill.evaluation import ConfusionMatrix
+from distill.losses import create_loss, parse_kd_spec
+from distill.panels import save_panel
+from distill.provenance import provenance
+from distill.step_sampling import EpochAddressed, StepBatchSampler
+from distill.teacher_training import _tensorboard, _to_device, make_accelerator, poly_schedule
+from prompt_kit.class_embeddings import ClassEmbeddings
+from prompt_kit.errors import PromptKitError
+from prompt_kit.files import atomic_write_text
+from prompt_kit.prompt_set import load_prompt_set
+from student import create_student, list_students, normalize_images
+from teacher import load_teacher
+
+
+class RunConfig(BaseModel):
+    """A distillation run; every default runs on a laptop CPU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompts: str | None = Field(default=None, description="prompt set (default: the teacher's own)")
+    teacher: str | None = Field(default=None, description="teacher folder from `distill teacher`")
+    student: str = "tiny"
+    student_pretrained: str | None = None
+    kd: str = "kl"
+    kd_params: dict[str, Any] = Field(default_factory=dict, description="e.g. {temperature: 2.0}")
+    align: Literal["upsample_student", "downsample_teacher"] = "downsample_teacher"
+    ce_weight: float = 1.0
+    data: str = "synthetic"
+    out: str = "runs/student"
+    steps: int = Field(default=600, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    teacher_size: tuple[int, int] | None = Field(default=None, description="default: the teacher's training size")
+    student_size: tuple[int, int] = (96, 128)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 30
+    grad_clip: float = 1.0
+    eval_every: int = Field(default=200, ge=1)
+    checkpoint_every: int = Field(default=100, ge=1)
+    val_images: int | None = None
+    panels: int = 4
+    seed: int = 0
+    num_workers: int = 0
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    augment: bool = True
+
+
+def kd_terms(config: RunConfig) -> list[tuple[str, float, torch.nn.Module]]:
+    """(name, weight, loss) per term of ``--kd``; cirkd is applied to features, the rest to logits."""
+    if config.kd.strip() == "none":
+        return []
+    terms = []
+    for name, weight in parse_kd_spec(config.kd):
+        if name == "none":
+            continue
+        params = {
+            **{k: v for k, v in config.kd_params.items() if not isinstance(v, dict)},
+            **config.kd_params.get(name, {}),
+        }
+        try:
+            loss = create_loss(name, align=config.align, **_accepted(name, params))
+        except ValueError as exc:
+            raise PromptKitError(f"--kd {config.kd!r}: {exc}") from exc
+        terms.append((name, weight, loss))
+    return terms
+
+
+def _accepted(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    from distill.losses import loss_parameters
+
+    taken = set(loss_parameters(name))
+    return {key: value for key, value in params.items() if key in taken}
+
+
+def load_run_teacher(config: RunConfig):
+    """The frozen teacher, its class embeddings (re-embedded when --prompts differs) and its size."""
+    folder = Path(config.teacher)
+    teacher = load_teacher(folder).eval().requires_grad_(False)
+    embeddings = ClassEmbeddings.load(folder / "class_embeddings.safetensors")
+    if config.prompts:
+        prompt_set = load_prompt_set(config.prompts)
+        if prompt_set.class_names != embeddings.class_names:
+            raise PromptKitError(
+                f"prompt set {config.prompts} names classes {prompt_set.class_names[:3]}... but the teacher in "
+                f"{folder} was trained for {embeddings.class_names[:3]}...: use a set of the teacher's taxonomy"
+            )
+        if prompt_set.content_hash() != embeddings.prompt_set_hash:
+            from prompt_kit.embedding_cache import EmbeddingCache
+            from prompt_kit.encoders import create_encoder, encode_prompt_set
+
+            embeddings = encode_prompt_set(prompt_set, create_encoder(embeddings.encoder), EmbeddingCache())
+    size = config.teacher_size
+    if size is None:
+        trained = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
+        size = tuple(trained.get("image_size", config.student_size))
+    return teacher, embeddings, tuple(size)
+
+
+def _checkpoint_dir(out: Path) -> Path:
+    return out / "checkpoints" / "last"
+
+
+def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
+    """Train, evaluate and write the run folder; returns metrics.json's content."""
+    start_time = time.time()
+    out = Path(config.out)
+    if config.student not in list_students():
+        raise PromptKitError(f"unknown student {config.student!r}: choose one of {', '.join(list_students())}")
+    terms = kd_terms(config)
+    if terms and not config.teacher:
+        raise PromptKitError(f"--kd {config.kd} needs a teacher: pass --teacher DIR (or --kd none)")
+    accelerator = make_accelerator(config.mixed_precision)
+    set_seed(config.seed)
+    train_data = create_dataset(config.data, "train")
+    val_data = create_dataset(config.data, "val")
+    taxonomy = train_data.taxonomy
+    teacher = embeddings = None
+    teacher_size = config.student_size
+    if config.teacher:
+        teacher, embeddings, teacher_size = load_run_teacher(config)
+        if embeddings.class_names != taxonomy.class_names:
+            raise PromptKitError(
+                f"the teacher predicts {len(embeddings.class_names)} classes ({embeddings.class_names[0]}, ...) "
+                f"but {config.data} has {taxonomy.num_classes} ({taxonomy.class_names[0]}, ...): "
+                "use a teacher trained on this dataset's taxonomy"
+            )
+        teacher = teacher.to(accelerator.device)
+        embeddings = _to_device(embeddings, accelerator.device)
+    train_data.validate(max_files=64)
+    student = create_student(config.student, taxonomy.num_classes, pretrained=config.student_pretrained)
+    parameters = [p for p in student.parameters() if p.requires_grad]
+    if config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
+    student, optimizer, scheduler = accelerator.prepare(student, optimizer, scheduler)
+
+    state = {"step": 0, "best_miou": -1.0, "best_step": 0, "history": []}
+    checkpoint = _checkpoint_dir(out)
+    if resume and (checkpoint / "state.json").is_file():
+        accelerator.load_state(str(checkpoint))
+        state = json.loads((checkpoint / "state.json").read_text())
+    elif out.exists() and (out / "metrics.json").is_file() and not resume:
+        raise PromptKitError(f"{out} already holds a finished run: choose another --out or pass --resume")
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", config_to_yaml(config))
+
+    views = PairedViews(
+        train_data, teacher_size=teacher_size, student_size=config.student_size, train=config.augment, seed=config.seed
+    )
+    sampler = StepBatchSampler(
+        len(views),
+        config.batch_size,
+        config.seed,
+        config.steps,
+        start_step=state["step"],
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+    )
+    loader = DataLoader(EpochAddressed(views), batch_sampler=sampler, num_workers=config.num_workers)
+    writer = _tensorboard(out / "tensorboard") if accelerator.is_main_process else None
+    ignore_index = taxonomy.ignore_index
+    progress = tqdm(
+        total=config.steps,
+        initial=state["step"],
+        desc=f"student {config.student}",
+        disable=not accelerator.is_local_main_process,
+    )
+    step = state["step"]
+    for batch in loader:
+        student.train()
+        images = normalize_images(batch["student_image"].to(accelerator.device))
+        labels = batch["student_label"].to(accelerator.device)
+        with accelerator.autocast():
+            logits, features = student(images, return_features=True)
+            loss = config.ce_weight * F.cross_entropy(logits.float(), labels, ignore_index=ignore_index)
+            logged = {"ce": loss.item()}
+            if terms:
+                with torch.no_grad():
+                    teacher_logits, teacher_features = teacher(
+                        batch["teacher_image"].to(accelerator.device), embeddings, return_features=True
+                    )
+                valid = labels != ignore_index
+                for name, weight, term in terms:
+                    if name == "cirkd":
+                        value = term(features["decoder"].float(), teacher_features["decoder"].float(), valid)
+                    else:
+                        value = term(logits.float(), teacher_logits.float(), valid)
+                    loss = loss + weight * value
+                    logged[name] = value.item()
+        accelerator.backward(loss)
+        if config.grad_clip:
+            accelerator.clip_grad_norm_(student.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss.item():.3f}")
+        if writer is not None:
+            for name, value in logged.items():
+                writer.add_scalar(f"train/{name}", value, step)
+            writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+        if step % config.eval_every == 0 or step == config.steps:
+            metrics = evaluate_student(accelerator.unwrap_model(student), val_data, config, accelerator)
+            state["history"].append({"step": step, "miou": metrics["miou"]})
+            if writer is not None:
+                writer.add_scalar("val/miou", metrics["miou"], step)
+            if metrics["miou"] > state["best_miou"]:
+                state["best_miou"], state["best_step"] = metrics["miou"], step
+                _save_best(accelerator, student, out)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            state["step"] = step
+            _save_checkpoint(accelerator, out, state)
+    progress.close()
+    accelerator.wait_for_everyone()
+    final = _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teacher_size, state, start_time)
+    if writer is not None:
+        writer.close()
+    accelerator.end_training()
+    return final
+
+
+def _save_checkpoint(accelerator, out: Path, state: dict[str, Any]) -> None:
+    folder = _checkpoint_dir(out)
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        atomic_write_text(folder / "state.json", json.dumps(state, indent=1) + "\n")
+
+
+def _save_best(accelerator, student, out: Path) -> None:
+    if not accelerator.is_main_process:
+        return
+    from safetensors.torch import save_file
+
+    folder = out / "checkpoints" / "best"
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in accelerator.unwrap_model(student).state_dict().items()}
+    tmp = folder / ".model.safetensors.tmp"
+    save_file(weights, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+
+
+@torch.no_grad()
+def evaluate_student(
+    student,
+    dataset,
+    config: RunConfig,
+    accelerator,
+    panels_to: Path | None = None,
+    teacher=None,
+    embeddings=None,
+    teacher_size=None,
+) -> dict[str, Any]:
+    """Student (and optionally teacher) metrics on the same val images; panels on request."""
+    taxonomy = dataset.taxonomy
+    size = teacher_size or config.student_size
+    views = PairedViews(dataset, teacher_size=size, student_size=config.student_size, train=False)
+    count = len(views) if config.val_images is None else min(config.val_images, len(views))
+    # every rank evaluates everything: val sets are small, and identical numbers on all ranks are simpler
+    loader = DataLoader(torch.utils.data.Subset(views, range(count)), batch_size=8)
+    student_matrix = ConfusionMatrix(taxonomy.num_classes, taxonomy.ignore_index)
+    teacher_matrix = ConfusionMatrix(taxonomy.num_classes, taxonomy.ignore_index)
+    student.eval()
+    saved = 0
+    for batch in loader:
+        labels = batch["student_label"].to(accelerator.device)
+        with accelerator.autocast():
+            logits = student(normalize_images(batch["student_image"].to(accelerator.device)))
+        prediction = logits.float().argmax(1)
+        student_matrix.update(prediction, labels)
+        teacher_prediction = None
+        if teacher is not None:
+            with accelerator.autocast():
+                teacher_logits = teacher(batch["teacher_image"].to(accelerator.device), embeddings)
+            teacher_logits = F.interpolate(
+                teacher_logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False
+            )
+            teacher_prediction = teacher_logits.argmax(1)
+            teacher_matrix.update(teacher_prediction, labels)
+        if panels_to is not None and saved < config.panels:
+            for i in range(min(config.panels - saved, len(labels))):
+                maps = (
+                    [labels[i]] + ([teacher_prediction[i]] if teacher_prediction is not None else []) + [prediction[i]]
+                )
+                save_panel(panels_to / f"panel_{saved}.png", batch["student_image"][i], maps, taxonomy)
+                saved += 1
+    metrics = student_matrix.metrics_dict(taxonomy.class_names)
+    if teacher is not None:
+        metrics["teacher"] = teacher_matrix.metrics_dict(taxonomy.class_names)
+    return metrics
+
+
+def _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teacher_size, state, start_time):
+    from safetensors.torch import load_file
+
+    best = create_student(config.student, val_data.taxonomy.num_classes)
+    best.load_state_dict(load_file(str(out / "checkpoints" / "best" / "model.safetensors")))
+    best = best.to(accelerator.device)
+    evaluated = evaluate_student(
+        best,
+        val_data,
+        config,
+        accelerator,
+        panels_to=out if accelerator.is_main_process else None,
+        teacher=teacher,
+        embeddings=embeddings,
+        teacher_size=teacher_size,
+    )
+    teacher_metrics = evaluated.pop("teacher", None)
+    metrics = {
+        "miou": evaluated["miou"],
+        "pixel_accuracy": evaluated["pixel_accuracy"],
+        "per_class_iou": evaluated["per_class_iou"],
+        "student": evaluated,
+        "teacher": teacher_metrics,
+        "best_step": state["best_step"],
+        "history": state["history"],
+        "train_seconds": round(time.time() - start_time, 1),
+        "student_size": list(config.student_size),
+        "teacher_size": list(teacher_size),
+    }
+    if accelerator.is_main_process:
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        prompt_hash = embeddings.prompt_set_hash if embeddings is not None else None
+        record = provenance(
+            stage="student",
+            seed=config.seed,
+            prompt_set=config.prompts,
+            prompt_set_hash=prompt_hash,
+            encoder=embeddings.encoder if embeddings is not None else None,
+            style=getattr(embeddings, "style", None),
+            teacher=config.teacher,
+            student=config.student,
+            kd=config.kd,
+            data=config.data,
+            device=str(accelerator.device),
+            processes=accelerator.num_processes,
+            mixed_precision=accelerator.mixed_precision,
+            config=config.model_dump(mode="json"),
+        )
+        atomic_write_text(out / "provenance.json", json.dumps(record, indent=2) + "\n")
+    return metrics
