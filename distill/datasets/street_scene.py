@@ -1,0 +1,461 @@
+"""One procedurally drawn street scene: layout, sky, road, buildings, objects, then camera effects.
+
+``draw_street_scene(height, width, rng)`` returns an RGB image and its CamVid label map. The
+layout is a street seen from a car: road and pavements in perspective, facades on both sides
+(sometimes gaps, low houses or open verges), a block or skyline at the end of the street, and
+objects placed on the ground plane and drawn far to near so that nearer ones occlude. The
+class balance follows real streets (road and buildings large, poles, signs and people small);
+colours are wide per class and the image gets shadows, texture, lighting and noise, so that a
+small network cannot saturate on colour alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from distill.datasets.scene_canvas import (
+    BICYCLIST,
+    BUILDING,
+    CAR,
+    FENCE,
+    IGNORE,
+    NUM_CLASSES,
+    PAVEMENT,
+    PEDESTRIAN,
+    POLE,
+    ROAD,
+    SIGN,
+    SKY,
+    TREE,
+    Camera,
+    Canvas,
+    Colour,
+    hsv_colour,
+    mix_colour,
+    scale_colour,
+)
+from distill.datasets.street_objects import (
+    draw_bicyclist,
+    draw_car,
+    draw_clutter,
+    draw_fence,
+    draw_hedge,
+    draw_pedestrian,
+    draw_pole,
+    draw_sign_post,
+    draw_tree,
+    fence_style,
+    log_uniform,
+    tree_colour,
+)
+
+FAR_Z = 400.0  # metres: the road ends here, within a pixel of the horizon
+
+
+@dataclass(frozen=True)
+class Street:
+    """The random layout of one scene, in metres (x > 0 is right of the camera)."""
+
+    style: str  # "urban", "suburban" or "open"
+    road_left: float  # distance from the camera to the left road edge
+    road_right: float
+    pavement: tuple[float, float]  # widths, left and right
+    setback: tuple[float, float]  # verge between pavement and facade, left and right
+    buildings: tuple[bool, bool]  # whether each side has facades
+    street_end: float  # z of the block closing the street (FAR_Z when open)
+    sun_side: int  # -1 / +1: buildings on that side shade the street; 0: overcast
+    autumn: bool
+
+    def kerb(self, side: int) -> float:
+        return -self.road_left if side < 0 else self.road_right
+
+    def pavement_width(self, side: int) -> float:
+        return self.pavement[0 if side < 0 else 1]
+
+    def facade(self, side: int) -> float:
+        index = 0 if side < 0 else 1
+        return self.kerb(side) + side * (self.pavement[index] + self.setback[index])
+
+
+def draw_street_scene(height: int, width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image uint8 ``[H, W, 3]`` and its label map uint8 ``[H, W]`` (CamVid ids, 11 ignore)."""
+    camera = Camera(
+        focal=width * rng.uniform(0.55, 0.85),
+        horizon=height * rng.uniform(0.4, 0.53),
+        centre=width * rng.uniform(0.38, 0.62),
+    )
+    street = _random_street(rng)
+    canvas = Canvas(_sky(height, width, camera, street, rng), SKY)
+    _draw_skyline(canvas, camera, rng)
+    _draw_ground(canvas, camera, street, rng)
+    _draw_street_end(canvas, camera, street, rng)
+    for side in (-1, 1):
+        if street.buildings[(side + 1) // 2]:
+            _draw_facades(canvas, camera, street, side, rng)
+    objects = _place_objects(canvas, camera, street, rng)
+    for _, draw in sorted(objects, key=lambda item: -item[0]):
+        draw()
+    return _finish(canvas, street, rng)
+
+
+def _random_street(rng: np.random.Generator) -> Street:
+    style = str(rng.choice(["urban", "suburban", "open"], p=[0.55, 0.33, 0.12]))
+    building_odds = {"urban": 0.95, "suburban": 0.8, "open": 0.35}[style]
+    return Street(
+        style=style,
+        road_left=rng.uniform(2.5, 9.0),
+        road_right=rng.uniform(1.6, 4.5),
+        pavement=(rng.uniform(1.5, 4.5), rng.uniform(1.5, 4.5)),
+        setback=(_setback(rng), _setback(rng)),
+        buildings=(bool(rng.random() < building_odds), bool(rng.random() < building_odds)),
+        street_end=rng.uniform(50.0, 160.0) if rng.random() < 0.7 else FAR_Z,
+        sun_side=int(rng.choice([-1, 0, 1], p=[0.3, 0.4, 0.3])),
+        autumn=bool(rng.random() < 0.2),
+    )
+
+
+def _setback(rng: np.random.Generator) -> float:
+    """Facades stand on the pavement's edge, or behind a front garden or forecourt."""
+    return 0.0 if rng.random() < 0.6 else float(rng.uniform(0.5, 6.0))
+
+
+def _sky(height: int, width: int, camera: Camera, street: Street, rng: np.random.Generator) -> np.ndarray:
+    """A vertical gradient (clear, overcast or dusk) with soft clouds; covers the whole image."""
+    if street.sun_side == 0:
+        top = hsv_colour(rng, (0, 360), (0.0, 0.08), (0.55, 0.9))
+        bottom = scale_colour(top, rng.uniform(1.0, 1.2))
+    elif rng.random() < 0.8:
+        top = hsv_colour(rng, (195, 225), (0.35, 0.75), (0.6, 0.95))
+        bottom = hsv_colour(rng, (190, 220), (0.05, 0.3), (0.8, 1.0))
+    else:  # dusk
+        top = hsv_colour(rng, (200, 240), (0.3, 0.6), (0.35, 0.7))
+        bottom = hsv_colour(rng, (10, 45), (0.3, 0.7), (0.75, 1.0))
+    rows = np.clip(np.arange(height, dtype=np.float32) / max(camera.horizon, 1.0), 0.0, 1.0)[:, None, None]
+    sky = (1.0 - rows) * np.array(top, np.float32) + rows * np.array(bottom, np.float32)
+    sky = np.broadcast_to(sky, (height, width, 3)).copy()
+    clouds = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(clouds)
+    for _ in range(int(rng.integers(0, 8))):
+        u, v = rng.uniform(-0.1, 1.1) * width, rng.uniform(0.0, 0.8) * camera.horizon
+        for _ in range(int(rng.integers(3, 8))):
+            du, dv = rng.normal(0.0, 0.06 * width), rng.normal(0.0, 0.02 * height)
+            ru, rv = rng.uniform(0.04, 0.14) * width, rng.uniform(0.02, 0.06) * height
+            draw.ellipse((u + du - ru, v + dv - rv, u + du + ru, v + dv + rv), fill=int(rng.integers(120, 256)))
+    alpha = np.asarray(clouds.filter(ImageFilter.GaussianBlur(max(1.0, width / 60))), np.float32)[..., None] / 255.0
+    cloud = np.array(hsv_colour(rng, (0, 360), (0.0, 0.05), (0.85, 1.0)), np.float32)
+    sky = sky * (1.0 - alpha * 0.9) + cloud * alpha * 0.9
+    return sky.astype(np.uint8)
+
+
+def _draw_skyline(canvas: Canvas, camera: Camera, rng: np.random.Generator) -> None:
+    """Distant buildings or a tree line standing on the horizon (seen where the street is open)."""
+    choice = rng.random()
+    if choice < 0.25:
+        return
+    class_id = BUILDING if choice < 0.65 else TREE
+    base = hsv_colour(rng, (0, 360), (0.0, 0.2), (0.35, 0.75)) if class_id == BUILDING else tree_colour(rng, False)
+    base = mix_colour(base, canvas.colour_at((canvas.width / 2, camera.horizon - 1)), 0.35)  # haze
+    u, horizon = -1.0, camera.horizon
+    while u < canvas.width:
+        step = rng.uniform(0.02, 0.08) * canvas.width
+        top = horizon - rng.uniform(0.01, 0.08) * canvas.height
+        if class_id == TREE:
+            canvas.fill_ellipse((u + step / 2, top), (step * 0.7, horizon - top + 1), base, TREE)
+        else:
+            canvas.fill(
+                [(u, horizon + 1), (u, top), (u + step, top), (u + step, horizon + 1)],
+                scale_colour(base, rng.uniform(0.85, 1.15)),
+                BUILDING,
+            )
+        u += step
+
+
+def _draw_ground(canvas: Canvas, camera: Camera, street: Street, rng: np.random.Generator) -> None:
+    """Verge, pavements (with kerbs and tiles), the road (with markings and patches), shadows."""
+    verge_class = int(rng.choice([TREE, PAVEMENT, IGNORE], p=[0.45, 0.25, 0.3]))
+    verge = {
+        TREE: hsv_colour(rng, (60, 120), (0.25, 0.6), (0.25, 0.6)),
+        PAVEMENT: hsv_colour(rng, (0, 360), (0.0, 0.2), (0.35, 0.75)),
+        IGNORE: hsv_colour(rng, (20, 45), (0.15, 0.45), (0.25, 0.6)),
+    }[verge_class]
+    bottom = canvas.height + 1
+    canvas.fill(
+        [(-1, camera.horizon), (canvas.width + 1, camera.horizon), (canvas.width + 1, bottom), (-1, bottom)],
+        verge,
+        verge_class,
+    )
+
+    for side in (-1, 1):
+        kerb, width = street.kerb(side), street.pavement_width(side)
+        colour = (
+            hsv_colour(rng, (0, 360), (0.0, 0.2), (0.35, 0.85))
+            if rng.random() < 0.8
+            else hsv_colour(rng, (0, 25), (0.3, 0.55), (0.35, 0.6))
+        )
+        x0, x1 = sorted((kerb, kerb + side * width))
+        canvas.fill(camera.ground_quad(x0, x1, 0.1, FAR_Z), colour, PAVEMENT)
+        kerb_x0, kerb_x1 = sorted((kerb, kerb + side * 0.2))
+        canvas.fill(
+            camera.ground_quad(kerb_x0, kerb_x1, 0.1, FAR_Z), scale_colour(colour, rng.uniform(0.75, 1.25)), PAVEMENT
+        )
+        joints = scale_colour(colour, 0.8)
+        for z in np.arange(rng.uniform(0.5, 1.5), 40.0, rng.uniform(1.0, 2.0)):
+            if camera.pixels_per_metre(z) < 3:
+                break
+            canvas.fill_line([camera.project(x0, 0.0, z), camera.project(x1, 0.0, z)], joints, None, 1)
+
+    road = hsv_colour(rng, (0, 360), (0.0, 0.12), (0.22, 0.55))
+    canvas.fill(camera.ground_quad(-street.road_left, street.road_right, 0.1, FAR_Z), road, ROAD)
+    for _ in range(int(rng.integers(0, 4))):  # repaired patches, wet or worn asphalt
+        x0 = rng.uniform(-street.road_left, street.road_right)
+        z0 = log_uniform(rng, 2.0, 40.0)
+        patch = camera.ground_quad(x0, x0 + rng.uniform(0.5, 3.0), z0, z0 + rng.uniform(1.0, 8.0))
+        canvas.paint(patch, scale_colour(road, rng.uniform(0.75, 1.3)))
+    _draw_markings(canvas, camera, street, rng)
+    if street.sun_side != 0 and street.buildings[(street.sun_side + 1) // 2]:
+        inner = street.facade(street.sun_side)
+        reach = rng.uniform(0.3, 1.0) * (street.road_left + street.road_right + 8.0)
+        shadow = camera.ground_quad(
+            min(inner, inner - street.sun_side * reach),
+            max(inner, inner - street.sun_side * reach),
+            0.1,
+            street.street_end,
+        )
+        canvas.cast_shadow(shadow, int(rng.uniform(70, 140)))
+
+
+def _draw_markings(canvas: Canvas, camera: Camera, street: Street, rng: np.random.Generator) -> None:
+    paint = (235, 235, 225) if rng.random() < 0.75 else (230, 190, 60)
+    paint = scale_colour(paint, rng.uniform(0.75, 1.0))
+    centre = -rng.uniform(0.3, 0.7) * street.road_left
+    dash, gap = rng.uniform(2.0, 4.0), rng.uniform(4.0, 9.0)
+    z = rng.uniform(0.5, dash + gap)
+    while z < 150.0:
+        canvas.paint(camera.ground_quad(centre - 0.07, centre + 0.07, z, z + dash), paint)
+        z += dash + gap
+    if rng.random() < 0.6:
+        for edge in (-street.road_left + 0.3, street.road_right - 0.3):
+            canvas.paint(camera.ground_quad(edge - 0.06, edge + 0.06, 0.5, FAR_Z), paint)
+    if rng.random() < 0.25:  # a zebra crossing
+        z = log_uniform(rng, 5.0, 25.0)
+        for x in np.arange(-street.road_left + 0.5, street.road_right - 0.3, 1.0):
+            canvas.paint(camera.ground_quad(x, x + 0.5, z, z + 3.0), paint)
+
+
+def _building_colour(rng: np.random.Generator) -> Colour:
+    kind = rng.random()
+    if kind < 0.25:  # brick
+        return hsv_colour(rng, (0, 28), (0.35, 0.65), (0.3, 0.65))
+    if kind < 0.8:  # render, concrete, stone
+        return hsv_colour(rng, (0, 360), (0.0, 0.25), (0.35, 0.92))
+    return hsv_colour(rng, (0, 360), (0.2, 0.5), (0.4, 0.85))  # painted
+
+
+def _draw_facades(canvas: Canvas, camera: Camera, street: Street, side: int, rng: np.random.Generator) -> None:
+    """Buildings along one side: segments of varied height and colour, windows, near end walls."""
+    x = street.facade(side)
+    urban = street.style == "urban"
+    shade = rng.uniform(0.6, 0.8) if side == street.sun_side else 1.0
+    segments = []
+    z = rng.uniform(0.3, 3.0)
+    while z < min(street.street_end, 160.0):
+        length = rng.uniform(8.0, 28.0) if urban else rng.uniform(8.0, 16.0)
+        if rng.random() < (0.08 if urban else 0.3):
+            z += rng.uniform(4.0, 14.0)  # a gap: side street, garden, car park
+            continue
+        segments.append((z, z + length))
+        z += length
+    for z0, z1 in reversed(segments):  # far to near: a nearer wall hides the end of the farther
+        tall = rng.uniform(8.0, 30.0) if urban else rng.uniform(4.0, 9.0)
+        colour = scale_colour(_building_colour(rng), shade)
+        depth = rng.uniform(8.0, 15.0)
+        canvas.fill(
+            camera.front_quad(*sorted((x, x + side * depth)), 0.0, tall, z0), scale_colour(colour, 0.8), BUILDING
+        )
+        canvas.fill(camera.side_quad(x, z0, z1, 0.0, tall), colour, BUILDING)
+        if not urban and rng.random() < 0.7:  # a pitched roof rising away from the street
+            roof = (
+                hsv_colour(rng, (0, 30), (0.2, 0.6), (0.2, 0.5))
+                if rng.random() < 0.6
+                else hsv_colour(rng, (0, 360), (0.0, 0.1), (0.15, 0.4))
+            )
+            ridge = x + side * rng.uniform(2.0, 4.0)
+            canvas.fill(
+                [
+                    camera.project(x, tall, z0),
+                    camera.project(x, tall, z1),
+                    camera.project(ridge, tall + rng.uniform(1.5, 3.0), z1),
+                    camera.project(ridge, tall + rng.uniform(1.5, 3.0), z0),
+                ],
+                roof,
+                BUILDING,
+            )
+        _draw_windows(canvas, camera, rng, x, z0, z1, tall, colour)
+
+
+def _draw_windows(
+    canvas: Canvas, camera: Camera, rng: np.random.Generator, x: float, z0: float, z1: float, tall: float, wall: Colour
+) -> None:
+    """A grid of windows on a facade (image only: windows are part of the building)."""
+    floor, spacing = rng.uniform(2.8, 3.6), rng.uniform(2.2, 4.0)
+    width, height = spacing * rng.uniform(0.35, 0.65), floor * rng.uniform(0.35, 0.6)
+    glass = hsv_colour(rng, (180, 240), (0.0, 0.4), (0.08, 0.45))
+    frame = scale_colour(wall, rng.uniform(0.6, 1.3))
+    if rng.random() < 0.5:  # shop fronts on the ground floor
+        canvas.paint(camera.side_quad(x, z0 + 0.5, z1 - 0.5, 0.4, 2.6), scale_colour(glass, 1.2))
+        start = floor
+    else:
+        start = floor * 0.35
+    for zw in np.arange(z0 + spacing * 0.3, z1 - width, spacing):
+        if camera.pixels_per_metre(zw) * width * abs(x) / max(zw, 1.0) < 0.8:
+            break  # windows narrower than a pixel: the wall's texture stands for them
+        for yw in np.arange(start, tall - height, floor):
+            lit = scale_colour(glass, rng.uniform(0.8, 1.6)) if rng.random() < 0.3 else glass
+            canvas.paint(camera.side_quad(x, zw, zw + width, yw, yw + height), lit)
+            canvas.paint(camera.side_quad(x, zw, zw + width, yw - 0.12, yw), frame)
+
+
+def _draw_street_end(canvas: Canvas, camera: Camera, street: Street, rng: np.random.Generator) -> None:
+    """A row of buildings across the far end of the street (absent when the street runs out of view)."""
+    if street.street_end >= FAR_Z:
+        return
+    z = street.street_end
+    x = -rng.uniform(30.0, 60.0)
+    while x < 60.0:
+        width = rng.uniform(8.0, 25.0)
+        tall = rng.uniform(6.0, 30.0)
+        if rng.random() < 0.15:
+            draw_tree(canvas, camera, rng, x + width / 2, z, street.autumn)
+        else:
+            colour = _building_colour(rng)
+            canvas.fill(camera.front_quad(x, x + width, 0.0, tall, z), colour, BUILDING)
+            if camera.pixels_per_metre(z) * 1.5 > 1.5:
+                for yw in np.arange(3.0, tall - 1.5, 3.2):
+                    for xw in np.arange(x + 1.0, x + width - 1.5, 2.8):
+                        canvas.paint(camera.front_quad(xw, xw + 1.3, yw, yw + 1.5, z), scale_colour(colour, 0.5))
+        x += width
+
+
+def _place_objects(
+    canvas: Canvas, camera: Camera, street: Street, rng: np.random.Generator
+) -> list[tuple[float, Callable[[], None]]]:
+    """Everything standing on the ground, as (depth, draw) for a far-to-near painter's pass."""
+    objects: list[tuple[float, Callable[[], None]]] = []
+
+    def add(z: float, draw: Callable[..., None], *args: object) -> None:
+        objects.append((z, lambda: draw(canvas, camera, rng, *args)))
+
+    urban = street.style == "urban"
+    end = min(street.street_end, 120.0)
+    for side in (-1, 1):
+        kerb, width = street.kerb(side), street.pavement_width(side)
+        outer = kerb + side * width
+        for _ in range(int(rng.poisson(1.5 if urban else 3.0))):
+            z = log_uniform(rng, 3.0, end)
+            add(z, draw_tree, kerb + side * rng.uniform(0.5, max(0.6, width - 0.4)), z, street.autumn)
+        for _ in range(int(rng.poisson(2.0))):
+            z = log_uniform(rng, 3.0, 70.0)
+            add(z, draw_pole, kerb + side * rng.uniform(0.25, 0.5), z, -side)
+        for _ in range(int(rng.poisson(1.3))):
+            z = log_uniform(rng, 3.0, 50.0)
+            add(z, draw_sign_post, kerb + side * rng.uniform(0.3, 0.8), z)
+        if rng.random() < 0.55:  # a fence or a hedge along part of the street, in 2 m pieces
+            start = log_uniform(rng, 1.0, 30.0)
+            stop = start + rng.uniform(8.0, 40.0)
+            by_kerb = rng.random() < 0.3
+            x = kerb + side * 0.15 if by_kerb else outer
+            if rng.random() < 0.7:
+                style = fence_style(rng)
+                for z in np.arange(start, stop, 2.0):
+                    add(z + 1.0, draw_fence, x, z, z + 2.0, style)
+            else:
+                for z in np.arange(start, stop, 2.0):
+                    add(z + 1.0, draw_hedge, x, z, z + 2.05)
+        for _ in range(int(rng.poisson(2.0))):
+            z = log_uniform(rng, 3.0, 45.0)
+            add(z, draw_pedestrian, kerb + side * rng.uniform(0.4, max(0.5, width - 0.3)), z)
+        for _ in range(int(rng.poisson(0.6))):
+            z = log_uniform(rng, 3.0, 30.0)
+            add(z, draw_clutter, kerb + side * rng.uniform(0.5, max(0.6, width - 0.2)), z)
+
+    occupied: list[tuple[float, float, float, float]] = []
+    for _ in range(int(rng.poisson(4.0))):
+        for _attempt in range(5):
+            parked = rng.random() < 0.45
+            side = int(rng.choice([-1, 1]))
+            if parked:
+                x = street.kerb(side) - side * rng.uniform(1.0, 1.3)
+            else:
+                x = rng.uniform(-street.road_left + 1.2, street.road_right - 1.2)
+            z = log_uniform(rng, 3.5, 90.0)
+            box = (x - 1.1, x + 1.1, z - 0.5, z + 5.5)
+            if all(box[1] < o[0] or box[0] > o[1] or box[3] < o[2] or box[2] > o[3] for o in occupied):
+                occupied.append(box)
+                add(z, draw_car, x, z, x < -1.5 and not parked)
+                break
+    for _ in range(int(rng.poisson(0.7))):
+        side = int(rng.choice([-1, 1]))
+        z = log_uniform(rng, 3.5, 35.0)
+        add(z, draw_bicyclist, street.kerb(side) - side * rng.uniform(0.5, 1.0), z)
+    if rng.random() < 0.15:  # someone crossing the road
+        z = log_uniform(rng, 4.0, 25.0)
+        add(z, draw_pedestrian, rng.uniform(-street.road_left, street.road_right), z)
+    return objects
+
+
+def _finish(canvas: Canvas, street: Street, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shadows, per-class texture, uneven light, blur, white balance, noise; ignore at some borders."""
+    height, width = canvas.height, canvas.width
+    label = np.array(canvas.label)
+    image = np.asarray(canvas.image, dtype=np.float32) / 255.0
+    shade = np.asarray(canvas.shade, dtype=np.float32) / 255.0
+    image *= (1.0 - shade)[..., None]
+
+    grain = np.full(NUM_CLASSES + 1, 0.02, np.float32)
+    blotch = np.full(NUM_CLASSES + 1, 0.03, np.float32)
+    for class_id, (fine, coarse) in {
+        SKY: (0.004, 0.015),
+        BUILDING: (0.03, 0.06),
+        ROAD: (0.03, 0.03),
+        PAVEMENT: (0.03, 0.05),
+        TREE: (0.07, 0.14),
+    }.items():
+        grain[class_id] = fine * rng.uniform(0.5, 1.5)
+        blotch[class_id] = coarse * rng.uniform(0.5, 1.5)
+    texture = rng.standard_normal((height, width), dtype=np.float32) * grain[label]
+    texture += _smooth_noise(rng, height, width, 3.0) * blotch[label]
+    image += texture[..., None]
+    image *= (1.0 + 0.12 * _smooth_noise(rng, height, width, max(height, width) / 3.0))[..., None]
+
+    blur = rng.uniform(0.0, 0.8)
+    smooth = image.copy()
+    smooth[1:-1] = 0.25 * image[:-2] + 0.5 * image[1:-1] + 0.25 * image[2:]
+    smooth[:, 1:-1] = 0.25 * smooth[:, :-2] + 0.5 * smooth[:, 1:-1] + 0.25 * smooth[:, 2:]
+    image = (1.0 - blur) * image + blur * smooth
+
+    gain = rng.uniform(0.75, 1.2) * (0.9 if street.sun_side == 0 else 1.0)
+    balance = rng.uniform(0.92, 1.08, size=3).astype(np.float32)
+    image = np.clip(image * gain * balance, 0.0, 1.0) ** rng.uniform(0.8, 1.25)
+    rows, cols = np.ogrid[-1.0 : 1.0 : height * 1j, -1.0 : 1.0 : width * 1j]
+    image *= (1.0 - rng.uniform(0.0, 0.35) * (rows**2 + cols**2) / 2.0)[..., None].astype(np.float32)
+    image += rng.standard_normal(image.shape, dtype=np.float32) * rng.uniform(0.005, 0.03)
+    image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+    if rng.random() < 0.6:  # annotators leave object borders unlabelled, as in CamVid
+        border = np.zeros_like(label, dtype=bool)
+        border[:, 1:] |= label[:, 1:] != label[:, :-1]
+        border[1:, :] |= label[1:, :] != label[:-1, :]
+        border &= np.isin(label, [POLE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLIST, TREE])
+        label[border & (rng.random(label.shape) < rng.uniform(0.2, 0.8))] = IGNORE
+    return image, label
+
+
+def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float) -> np.ndarray:
+    """Unit-variance-ish noise that varies over about ``cell`` pixels (bilinear upsampling)."""
+    rows, cols = int(height / cell) + 2, int(width / cell) + 2
+    coarse = rng.standard_normal((rows, cols), dtype=np.float32)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR))
