@@ -76,7 +76,11 @@ def kd_terms(config: RunConfig) -> list[tuple[str, float, torch.nn.Module]]:
     if config.kd.strip() == "none":
         return []
     terms = []
-    for name, weight in parse_kd_spec(config.kd):
+    try:
+        spec = parse_kd_spec(config.kd)
+    except ValueError as exc:
+        raise PromptKitError(f"--kd {config.kd!r}: {exc}") from exc
+    for name, weight in spec:
         if name == "none":
             continue
         params = {

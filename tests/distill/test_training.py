@@ -1,0 +1,195 @@
+"""Teacher and student training end to end on tiny synthetic data, as `distill` runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cli.distill_cli import distill
+from prompt_kit.class_embeddings import ClassEmbeddings
+from prompt_kit.resources import prompts_dir
+from teacher import load_teacher
+
+DATA = "synthetic:count=24,size=32x48"
+TINY_TEACHER = [
+    "--set",
+    "model.block_out_channels=[16, 32, 32]",
+    "--set",
+    "model.head_channels=16",
+    "--set",
+    "model.class_dim=16",
+    "--set",
+    "val_images=8",
+    "--set",
+    "eval_every=15",
+]
+
+
+@pytest.fixture(scope="module")
+def trained_teacher(tmp_path_factory):
+    from click.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("teacher")
+    args = [
+        "teacher",
+        "--prompts",
+        str(prompts_dir() / "camvid" / "label.yaml"),
+        "--data",
+        DATA,
+        "--out",
+        str(out),
+        "--steps",
+        "30",
+        "--pretrain-denoiser",
+        "5",
+        "--size",
+        "32x48",
+        "--batch-size",
+        "4",
+        *TINY_TEACHER,
+    ]
+    result = CliRunner().invoke(distill, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_teacher_folder_holds_everything_a_run_needs(trained_teacher):
+    names = {path.name for path in trained_teacher.iterdir()}
+    assert {
+        "teacher.safetensors",
+        "teacher_config.json",
+        "config.yaml",
+        "class_embeddings.safetensors",
+        "metrics.json",
+        "provenance.json",
+        "panel_0.png",
+        "tensorboard",
+    } <= names
+    metrics = json.loads((trained_teacher / "metrics.json").read_text())
+    assert 0 < metrics["miou"] <= 1 and len(metrics["per_class_iou"]) == 11
+    record = json.loads((trained_teacher / "provenance.json").read_text())
+    assert record["encoder"] == "minilm" and record["seed"] == 0 and len(record["prompt_set_hash"]) == 64
+    assert record["packages"]["torch"]
+
+
+def test_trained_teacher_listens_to_its_class_embeddings(trained_teacher):
+    teacher = load_teacher(trained_teacher).eval()
+    embeddings = ClassEmbeddings.load(trained_teacher / "class_embeddings.safetensors")
+    from distill.datasets import create_dataset
+
+    images = torch.stack([create_dataset(DATA, "val")[i][0] for i in range(4)])
+    with torch.no_grad():
+        logits = teacher(images, embeddings)
+        road, building = 3, 1
+        order = list(range(11))
+        order[road], order[building] = building, road
+        swapped = ClassEmbeddings(
+            tokens=embeddings.tokens[order],
+            attention_mask=embeddings.attention_mask[order],
+            pooled=embeddings.pooled[order],
+            class_names=embeddings.class_names,
+            encoder="swapped",
+        )
+        logits_swapped = teacher(images, swapped)
+    prediction, prediction_swapped = logits.argmax(1), logits_swapped.argmax(1)
+    was_road = prediction == road
+    assert was_road.any()
+    # where the teacher saw road, it now predicts building: the embeddings decide, not the index
+    assert (prediction_swapped[was_road] == building).float().mean() > 0.95
+    # a different prompt set (other texts, same classes) changes the logits
+    from prompt_kit.encoders import create_encoder, encode_prompt_set
+    from prompt_kit.prompt_set import load_prompt_set
+
+    other = encode_prompt_set(load_prompt_set(prompts_dir() / "camvid" / "orthogonal.yaml"), create_encoder("minilm"))
+    with torch.no_grad():
+        assert (teacher(images, other) - logits).abs().max() > 1e-3
+
+
+def run_args(out, teacher=None, kd="none", steps=12, extra=()):
+    args = [
+        "run",
+        "--student",
+        "tiny",
+        "--kd",
+        kd,
+        "--data",
+        DATA,
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--student-size",
+        "32x48",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "val_images=8",
+        "--set",
+        "eval_every=6",
+        "--set",
+        "checkpoint_every=4",
+        *extra,
+    ]
+    return args + (["--teacher", str(teacher)] if teacher else [])
+
+
+def test_student_run_folder_and_same_seed_same_numbers(runner, trained_teacher, tmp_path):
+    first = runner.invoke(distill, run_args(tmp_path / "a", trained_teacher, kd="kl"))
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(distill, run_args(tmp_path / "b", trained_teacher, kd="kl"))
+    assert second.exit_code == 0, second.output
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert a["miou"] == b["miou"] and a["history"] == b["history"]
+    assert a["teacher"]["miou"] > 0
+    names = {path.name for path in (tmp_path / "a").iterdir()}
+    assert {"config.yaml", "metrics.json", "provenance.json", "checkpoints", "tensorboard", "panel_0.png"} <= names
+
+
+def test_resume_after_a_kill_ends_with_the_same_metrics(runner, tmp_path, monkeypatch):
+    whole = runner.invoke(distill, run_args(tmp_path / "whole"))
+    assert whole.exit_code == 0, whole.output
+    import distill.student_training as training
+
+    original = training._save_checkpoint
+
+    def killed_after_step_8(accelerator, out, state):
+        original(accelerator, out, state)
+        if state["step"] == 8:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save_checkpoint", killed_after_step_8)
+    killed = runner.invoke(distill, run_args(tmp_path / "killed"))
+    assert killed.exit_code != 0 and not (tmp_path / "killed" / "metrics.json").exists()
+    monkeypatch.setattr(training, "_save_checkpoint", original)
+    resumed = runner.invoke(distill, [*run_args(tmp_path / "killed"), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert a["miou"] == b["miou"] and a["history"] == b["history"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--student", "resnet999"], "unknown student 'resnet999': choose one of"),
+        (["--kd", "kl"], "needs a teacher"),
+        (["--kd", "klx", "--teacher", "."], "unknown KD loss 'klx'"),
+        (["--teacher", "/nonexistent", "--kd", "kl"], "is not a teacher folder"),
+    ],
+)
+def test_run_errors_exit_2(runner, tmp_path, args, message):
+    base = ["run", "--data", DATA, "--out", str(tmp_path / "r"), "--steps", "2"]
+    result = runner.invoke(distill, [*base, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_prompt_set_of_another_taxonomy_is_refused(runner, trained_teacher, tmp_path):
+    args = run_args(
+        tmp_path / "r", trained_teacher, kd="kl", extra=["--prompts", str(prompts_dir() / "cityscapes" / "label.yaml")]
+    )
+    result = runner.invoke(distill, args)
+    assert result.exit_code == 2 and "use a set of the teacher's taxonomy" in result.stderr
