@@ -45,8 +45,8 @@ class TeacherTrainingConfig(BaseModel):
     out: str = "runs/teacher"
     encoder: str | None = Field(default=None, description="default: minilm, or clip:PRETRAINED")
     pretrained: str | None = None
-    steps: int = Field(default=600, ge=0)
-    pretrain_denoiser: int = Field(default=150, ge=0, description="DDPM steps before segmentation training")
+    steps: int = Field(default=300, ge=0)
+    pretrain_denoiser: int = Field(default=100, ge=0, description="DDPM steps before segmentation training")
     batch_size: int = Field(default=8, ge=1)
     image_size: tuple[int, int] = (96, 128)
     lr: float = 1e-3
@@ -54,7 +54,7 @@ class TeacherTrainingConfig(BaseModel):
     weight_decay: float = 1e-4
     warmup_steps: int = 30
     grad_clip: float = 1.0
-    eval_every: int = Field(default=200, ge=1)
+    eval_every: int = Field(default=100, ge=1)
     val_images: int | None = Field(default=None, description="evaluate on the first N val images (None: all)")
     panels: int = 4
     seed: int = 0

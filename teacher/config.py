@@ -22,7 +22,7 @@ class TeacherConfig(BaseModel):
     pretrained: str | None = Field(default=None, description="local Stable Diffusion diffusers folder")
     freeze_unet: bool = True
     space_to_depth: int = Field(default=2, ge=1, description="tiny: pixel-unshuffle factor before the UNet")
-    block_out_channels: tuple[int, ...] = (48, 96, 128)
+    block_out_channels: tuple[int, ...] = (32, 64, 96)
     attention_levels: tuple[bool, ...] = (False, True, True)
     layers_per_block: int = 1
     attention_head_dim: int = 32
