@@ -246,10 +246,15 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
             _save_checkpoint(accelerator, out, state)
     progress.close()
     accelerator.wait_for_everyone()
+    # one number per rank: with several processes the replicas must hold identical weights
+    checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(student).parameters()]).sum()
+    state["rank_checksums"] = [float(v) for v in accelerator.gather(checksum.reshape(1).to(accelerator.device))]
     final = _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teacher_size, state, start_time)
     if writer is not None:
         writer.close()
     accelerator.end_training()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # gloo workers abort at exit without it
     return final
 
 
@@ -348,6 +353,8 @@ def _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teac
         "teacher": teacher_metrics,
         "best_step": state["best_step"],
         "history": state["history"],
+        "processes": accelerator.num_processes,
+        "rank_checksums": state.get("rank_checksums", []),
         "train_seconds": round(time.time() - start_time, 1),
         "student_size": list(config.student_size),
         "teacher_size": list(teacher_size),

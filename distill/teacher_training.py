@@ -68,7 +68,8 @@ def make_accelerator(mixed_precision: str) -> Accelerator:
     """CPU, one GPU or many through one code path; bf16 autocast on CUDA when it is supported."""
     if mixed_precision == "auto":
         mixed_precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if torch.cuda.is_available() else "no"
-    return Accelerator(mixed_precision=mixed_precision)
+    # cpu=True without CUDA makes torchrun/accelerate launch start gloo processes instead of one
+    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
 
 
 def poly_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int, power: float = 0.9):

@@ -193,3 +193,30 @@ def test_prompt_set_of_another_taxonomy_is_refused(runner, trained_teacher, tmp_
     )
     result = runner.invoke(distill, args)
     assert result.exit_code == 2 and "use a set of the teacher's taxonomy" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_processes_on_cpu_agree(tmp_path):
+    """torchrun with 2 processes (gloo): the run finishes and both replicas hold the same weights."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "cli.distill_cli",
+        *run_args(out, steps=6),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["processes"] == 2
+    first, second = metrics["rank_checksums"]
+    assert first == second
