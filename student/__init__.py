@@ -1,1 +1,22 @@
-"""student stage of promptkit: not built yet (see the project's issues)."""
+"""Segmentation students for knowledge distillation: ``create_student(name, num_classes, pretrained)``.
+
+Every student maps images ``[B, 3, H, W]`` (normalised with :func:`normalize_images`) to logits
+``[B, C, H, W]`` and, with ``return_features=True``, also returns named feature maps
+(``"encoder"``, ``"decoder"``) whose channels are in ``student.feature_channels``.
+"""
+
+from __future__ import annotations
+
+from student.base import SegmentationStudent
+from student.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_images
+from student.registry import STUDENTS, create_student, list_students
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "STUDENTS",
+    "SegmentationStudent",
+    "create_student",
+    "list_students",
+    "normalize_images",
+]

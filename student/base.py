@@ -1,0 +1,83 @@
+"""The contract every student keeps: images ``[B, 3, H, W]`` in, logits ``[B, C, H, W]`` out.
+
+Subclasses implement :meth:`SegmentationStudent.forward_features` (low-resolution logits plus
+named feature maps); the base class checks the input, upsamples the logits bilinearly to the
+input size and returns the features when asked, so knowledge distillation code can treat every
+student alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from student.pretrained import load_backbone_state, read_state_dict
+
+
+class SegmentationStudent(nn.Module):
+    """Base class of the students.
+
+    Attributes:
+        backbone: the encoder; ``pretrained`` weights load into it. Its parameter names follow the
+            library it comes from (torchvision, transformers, efficientnet-lite-pytorch), so that
+            library's checkpoints load as they are.
+        feature_channels: channels of each named feature map returned with ``return_features=True``.
+            Every student has ``"encoder"`` (the backbone's deepest map) and ``"decoder"`` (the last
+            map before the classifier: the logits are a 1x1 convolution of it).
+        num_classes: the number of output channels.
+    """
+
+    backbone: nn.Module
+    feature_channels: dict[str, int]
+    num_classes: int
+    # Key prefixes removed from a state dict before it is matched against the backbone's keys.
+    backbone_key_prefixes: tuple[str, ...] = ("backbone.",)
+
+    def forward(
+        self, images: torch.Tensor, return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Predict per-pixel class logits.
+
+        Args:
+            images: float ``[B, 3, H, W]``, normalised with ImageNet mean/std
+                (:func:`student.normalize_images`).
+            return_features: also return the named feature maps (for feature-level KD).
+
+        Returns:
+            logits ``[B, C, H, W]`` at the input resolution, or ``(logits, features)`` where
+            ``features[name]`` is ``[B, feature_channels[name], h, w]`` at the model's own resolution.
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"{type(self).__name__} expects images [B, 3, H, W], got shape {list(images.shape)}")
+        if not images.is_floating_point():
+            raise ValueError(
+                f"{type(self).__name__} expects float images normalised with ImageNet mean/std, got dtype "
+                f"{images.dtype} (use student.normalize_images on images in [0, 1])"
+            )
+        logits, features = self.forward_features(images)
+        if logits.shape[-2:] != images.shape[-2:]:
+            logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return (logits, features) if return_features else logits
+
+    def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return logits at the model's output stride and the named feature maps."""
+        raise NotImplementedError
+
+    def load_imagenet_weights(self) -> list[str]:
+        """Load ImageNet weights that ship offline into the backbone; returns the names of the tensors loaded.
+
+        Students without such weights raise: nothing is ever downloaded.
+        """
+        raise ValueError(
+            f"{type(self).__name__} has no offline ImageNet weights (nothing is downloaded); pass the path of a "
+            "local state dict for its backbone (.safetensors, .pt or .pth) instead"
+        )
+
+    def load_backbone_weights(self, source: str | Path) -> list[str]:
+        """Load a local state dict file into the backbone; returns the names of the tensors loaded."""
+        return load_backbone_state(
+            self.backbone, read_state_dict(source), source=str(source), strip_prefixes=self.backbone_key_prefixes
+        )

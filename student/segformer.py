@@ -1,0 +1,74 @@
+"""SegFormer-B0 (Xie et al., 2021) from transformers, built from its config: no hub access.
+
+``transformers`` is imported when the student is built, not when ``student`` is imported, so the
+other students do not pay for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from student.base import SegmentationStudent
+from student.pretrained import load_backbone_state
+
+# MiT-b0: the encoder of SegFormer-B0.
+MIT_B0 = {
+    "depths": [2, 2, 2, 2],
+    "hidden_sizes": [32, 64, 160, 256],
+    "num_attention_heads": [1, 2, 5, 8],
+    "sr_ratios": [8, 4, 2, 1],
+    "patch_sizes": [7, 3, 3, 3],
+    "strides": [4, 2, 2, 2],
+    "mlp_ratios": [4, 4, 4, 4],
+    "decoder_hidden_size": 256,
+}
+
+
+class SegFormerB0(SegmentationStudent):
+    """SegFormer-B0: transformers' ``SegformerForSemanticSegmentation`` with the MiT-b0 config.
+
+    ``backbone`` is the MiT encoder (``SegformerModel``); the all-MLP decode head is transformers'
+    own, run step by step so that its fused 256-channel map at stride 4 (before dropout and the
+    classifier) can be returned as ``"decoder"``. ``pretrained`` may also be a local transformers
+    folder of a MiT-b0 or SegFormer-B0 checkpoint (e.g. ``nvidia/mit-b0`` downloaded beforehand):
+    it is read with ``from_pretrained(local_files_only=True)``, which renames old checkpoint keys.
+    """
+
+    backbone_key_prefixes = ("backbone.", "segformer.")
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+        config = SegformerConfig(**MIT_B0, num_labels=num_classes)
+        model = SegformerForSemanticSegmentation(config)
+        self.num_classes = num_classes
+        self.backbone = model.segformer
+        self.decode_head = model.decode_head
+        self.feature_channels = {"encoder": config.hidden_sizes[-1], "decoder": config.decoder_hidden_size}
+
+    def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        stages = self.backbone(images, output_hidden_states=True, return_dict=True).hidden_states
+        head = self.decode_head
+        size = stages[0].shape[-2:]
+        projected = []
+        for stage, projection in zip(stages, head.linear_projections, strict=True):
+            batch, _, height, width = stage.shape
+            tokens = projection(stage)  # [B, h*w, D]
+            stage_map = tokens.transpose(1, 2).reshape(batch, -1, height, width)
+            projected.append(F.interpolate(stage_map, size=size, mode="bilinear", align_corners=False))
+        fused = head.activation(head.batch_norm(head.linear_fuse(torch.cat(projected[::-1], dim=1))))
+        logits = head.classifier(head.dropout(fused))
+        return logits, {"encoder": stages[-1], "decoder": fused}
+
+    def load_backbone_weights(self, source: str | Path) -> list[str]:
+        """Load a state dict file, or a local transformers folder (MiT-b0 / SegFormer-B0), into the encoder."""
+        if not Path(source).is_dir():
+            return super().load_backbone_weights(source)
+        from transformers import SegformerModel
+
+        loaded = SegformerModel.from_pretrained(str(source), local_files_only=True)
+        return load_backbone_state(self.backbone, loaded.state_dict(), source=str(source), strip_prefixes=())
