@@ -220,3 +220,10 @@ def test_two_processes_on_cpu_agree(tmp_path):
     assert metrics["processes"] == 2
     first, second = metrics["rank_checksums"]
     assert first == second
+
+
+@pytest.mark.parametrize("kd", ["mse", "cwd", "dist", "cirkd", "kl=1.0,cwd=3.0"])
+def test_every_kd_loss_trains_through_distill_run(runner, trained_teacher, tmp_path, kd):
+    result = runner.invoke(distill, run_args(tmp_path / "r", trained_teacher, kd=kd, steps=2))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["miou"] >= 0
