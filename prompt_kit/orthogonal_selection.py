@@ -158,18 +158,27 @@ def _worst_pair(vectors: torch.Tensor) -> tuple[int, int]:
     return divmod(index, sim.shape[0])
 
 
-def _local_search(problem: _Problem, selection: list[list[int]], max_steps: int = 10_000) -> list[list[int]]:
-    """Single-word swaps on the two classes of the worst pair, until no swap improves."""
+def _swap_search(
+    problem: _Problem,
+    selection: list[list[int]],
+    vectors: torch.Tensor,
+    candidate_vectors: Callable[[int, list[list[int]]], torch.Tensor],
+    budget: int,
+) -> tuple[list[list[int]], tuple[float, float]]:
+    """Single-word swaps on the two classes of the worst pair, until none improves or ``budget``
+    classes have been evaluated; ``candidate_vectors(c, moves)`` gives each move's class vector."""
     selection = [list(chosen) for chosen in selection]
-    vectors = problem.vectors(selection)
+    vectors = vectors.clone()
     current = objective(vectors)
-    for _ in range(max_steps):
+    used = 0
+    while used < budget:
         improved = False
         for c in _worst_pair(vectors):
             moves = _swap_moves(selection, c, problem.allowed[c])
             if not moves:
                 continue
-            candidates = torch.stack([problem.vector(c, move) for move in moves])
+            used += 1
+            candidates = candidate_vectors(c, moves)
             best, value = _best_swap(vectors, c, candidates)
             if _better(value, current):
                 selection[c], vectors[c], current = moves[best], candidates[best], value
@@ -177,7 +186,16 @@ def _local_search(problem: _Problem, selection: list[list[int]], max_steps: int 
                 break
         if not improved:
             break
-    return selection
+    return selection, current
+
+
+def _local_search(problem: _Problem, selection: list[list[int]], budget: int = 10_000) -> list[list[int]]:
+    """Swap search on the surrogate vectors (matrix products only)."""
+
+    def surrogate(c: int, moves: list[list[int]]) -> torch.Tensor:
+        return torch.stack([problem.vector(c, move) for move in moves])
+
+    return _swap_search(problem, selection, problem.vectors(selection), surrogate, budget)[0]
 
 
 class _MemoEmbed:
@@ -195,27 +213,13 @@ class _MemoEmbed:
 
 
 def _polish(problem, selection, render_texts, embed_memo: _MemoEmbed, steps: int):
-    """Swaps on the worst pair, judged on the real rendered prompts' embeddings."""
-    selection = [list(chosen) for chosen in selection]
+    """Swap search judged on the real rendered prompts' embeddings."""
+
+    def exact(c: int, moves: list[list[int]]) -> torch.Tensor:
+        return embed_memo([render_texts(c, move) for move in moves])
+
     vectors = embed_memo([render_texts(c, chosen) for c, chosen in enumerate(selection)])
-    current = objective(vectors)
-    used = 0
-    while used < steps:
-        improved = False
-        for c in _worst_pair(vectors):
-            moves = _swap_moves(selection, c, problem.allowed[c])
-            if not moves:
-                continue
-            used += 1
-            candidates = embed_memo([render_texts(c, move) for move in moves])
-            best, value = _best_swap(vectors, c, candidates)
-            if _better(value, current):
-                selection[c], vectors[c], current = moves[best], candidates[best], value
-                improved = True
-                break
-        if not improved:
-            break
-    return selection, current
+    return _swap_search(problem, selection, vectors, exact, steps)
 
 
 def select_orthogonal_words(
