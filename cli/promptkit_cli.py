@@ -113,7 +113,7 @@ def generate(
         raise click.UsageError("--replay and --samples need --llm MODEL")
     llm_source = None
     if llm_model is None:
-        answers = [curated_answer(taxonomy, style)] if style != "label" else [{n: {} for n in taxonomy.class_names}]
+        answers = [curated_answer(taxonomy, style)]
     else:
         settings = LLMSettings(
             model=llm_model,

@@ -268,14 +268,12 @@ def _save_checkpoint(accelerator, out: Path, state: dict[str, Any]) -> None:
 def _save_best(accelerator, student, out: Path) -> None:
     if not accelerator.is_main_process:
         return
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_save
 
-    folder = out / "checkpoints" / "best"
-    folder.mkdir(parents=True, exist_ok=True)
+    from prompt_kit.files import atomic_write_bytes
+
     weights = {k: v.detach().cpu().contiguous() for k, v in accelerator.unwrap_model(student).state_dict().items()}
-    tmp = folder / ".model.safetensors.tmp"
-    save_file(weights, str(tmp))
-    tmp.replace(folder / "model.safetensors")
+    atomic_write_bytes(out / "checkpoints" / "best" / "model.safetensors", safetensors_save(weights))
 
 
 @torch.no_grad()

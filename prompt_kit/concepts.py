@@ -52,6 +52,8 @@ def curated_answer(taxonomy: Taxonomy, style: str) -> dict[str, dict]:
     ``words`` holds the 4 describing words for ``bag_of_words`` and the whole concept pool for
     ``orthogonal`` (the selection picks 4 from it); ``candidates`` holds the pool.
     """
+    if style == "label":  # a label prompt needs nothing beyond the taxonomy
+        return {name: {} for name in taxonomy.class_names}
     lexicon = load_lexicon()
     answer: dict[str, dict] = {}
     for info in taxonomy.classes:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_save
 
 from prompt_kit.errors import PromptKitError
-from prompt_kit.files import atomic_write_text
+from prompt_kit.files import atomic_write_bytes, atomic_write_text
 from teacher.config import TeacherConfig
 from teacher.model import DiffusionSegTeacher
 
@@ -54,9 +55,7 @@ def save_teacher(teacher: DiffusionSegTeacher, folder: str | Path) -> Path:
     """Write the config and the weights (safetensors, atomically) into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{WEIGHTS_NAME}.tmp"
-    save_file(_saved_state(teacher), str(tmp))
-    tmp.replace(folder / WEIGHTS_NAME)
+    atomic_write_bytes(folder / WEIGHTS_NAME, safetensors_save(_saved_state(teacher)))
     atomic_write_text(folder / CONFIG_NAME, teacher.config.model_dump_json(indent=2))
     return folder
 

@@ -6,10 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from distill.datasets.file_pairs import IMAGE_SUFFIXES, LABEL_SUFFIXES, index_files, pair_files, require_folder
-from distill.datasets.label_mapping import cityscapes_label_mapping
+from distill.datasets.label_mapping import cityscapes_reader_setup
 from distill.datasets.segmentation_dataset import FilePairDataset
-from prompt_kit.errors import PromptKitError
-from prompt_kit.taxonomy import Taxonomy, load_taxonomy
+from prompt_kit.taxonomy import Taxonomy
 
 LAYOUT = "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and gtFine/{train,val}/<city>/*_gtFine_labelIds.png"
 IMAGE_SUFFIX = "_leftImg8bit"
@@ -28,14 +27,7 @@ class CityscapesDataset(FilePairDataset):
 
     def __init__(self, root: str | Path, split: str = "train", taxonomy: Taxonomy | None = None) -> None:
         root = Path(root)
-        taxonomy = taxonomy if taxonomy is not None else load_taxonomy("cityscapes")
-        mapping = cityscapes_label_mapping(taxonomy)
-        if mapping is None:
-            raise PromptKitError(
-                f"cityscapes labels map to the cityscapes or the kitti11 taxonomy; {taxonomy.name!r} matches neither"
-            )
-        if split not in self.splits:
-            raise PromptKitError(f"cityscapes has no split {split!r}; choose one of {', '.join(self.splits)}")
+        taxonomy, mapping = cityscapes_reader_setup("cityscapes", taxonomy, split, self.splits)
         context = f"cityscapes {split} ({root})"
         require_folder(root, context, LAYOUT)
         image_dir = require_folder(root / "leftImg8bit" / split, context, LAYOUT)

@@ -12,10 +12,9 @@ from distill.datasets.file_pairs import (
     pair_files,
     require_folder,
 )
-from distill.datasets.label_mapping import cityscapes_label_mapping
+from distill.datasets.label_mapping import cityscapes_reader_setup
 from distill.datasets.segmentation_dataset import FilePairDataset
-from prompt_kit.errors import PromptKitError
-from prompt_kit.taxonomy import Taxonomy, load_taxonomy
+from prompt_kit.taxonomy import Taxonomy
 
 LAYOUT = "training/image_2/*.png and training/semantic/*.png (Cityscapes label ids)"
 
@@ -33,14 +32,7 @@ class KittiDataset(FilePairDataset):
 
     def __init__(self, root: str | Path, split: str = "train", taxonomy: Taxonomy | None = None) -> None:
         root = Path(root)
-        taxonomy = taxonomy if taxonomy is not None else load_taxonomy("cityscapes")
-        mapping = cityscapes_label_mapping(taxonomy)
-        if mapping is None:
-            raise PromptKitError(
-                f"kitti labels map to the cityscapes or the kitti11 taxonomy; {taxonomy.name!r} matches neither"
-            )
-        if split not in self.splits:
-            raise PromptKitError(f"kitti has no split {split!r}; choose one of {', '.join(self.splits)}")
+        taxonomy, mapping = cityscapes_reader_setup("kitti", taxonomy, split, self.splits)
         context = f"kitti {split} ({root})"
         require_folder(root, context, LAYOUT)
         image_dir = require_folder(root / "training" / "image_2", context, LAYOUT)

@@ -114,3 +114,20 @@ def cityscapes_label_mapping(taxonomy: Taxonomy) -> LabelMapping | None:
                 mapping, CITYSCAPES_LABEL_IDS, taxonomy.ignore_index, "Cityscapes label ids 0..33"
             )
     return None
+
+
+def cityscapes_reader_setup(
+    reader: str, taxonomy: Taxonomy | None, split: str, splits: tuple[str, ...]
+) -> tuple[Taxonomy, LabelMapping]:
+    """Taxonomy (default cityscapes) and id mapping for a reader of Cityscapes label ids, split checked."""
+    from prompt_kit.errors import PromptKitError
+
+    taxonomy = taxonomy if taxonomy is not None else load_taxonomy("cityscapes")
+    mapping = cityscapes_label_mapping(taxonomy)
+    if mapping is None:
+        raise PromptKitError(
+            f"{reader} labels map to the cityscapes or the kitti11 taxonomy; {taxonomy.name!r} matches neither"
+        )
+    if split not in splits:
+        raise PromptKitError(f"{reader} has no split {split!r}; choose one of {', '.join(splits)}")
+    return taxonomy, mapping
