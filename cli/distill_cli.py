@@ -137,6 +137,82 @@ def run(
     click.echo(f"student val mIoU {metrics['miou']:.3f}{teacher_text}; wrote {out}")
 
 
+@distill.command(
+    epilog="""Examples:
+
+\b
+  distill compare --data synthetic --seeds 3 --out runs/compare
+  distill compare --data camvid:../shared/data/camvid --student efficientnet_lite0 \\
+      --config configs/camvid_cpu.yaml --out runs/compare-camvid
+  distill compare --styles label,orthogonal --kd kl --kd kl=1.0,cwd=3.0 --set teacher.steps=900 --out runs/kd
+Re-running the same command skips finished cells and resumes a killed one.
+"""
+)
+@click.option("--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic.")
+@click.option("--styles", default=None, help="Comma-separated styles (default: all four).")
+@click.option("--prompt-sets", type=click.Path(file_okay=False), help="Folder of <style>.yaml (default: curated sets).")
+@click.option("--kd", "kd_specs", multiple=True, help="KD spec; repeat for one row per spec (default: kl).")
+@click.option("--student", default=None, help="Student name.")
+@click.option("--seeds", type=int, default=None, help="Student seeds per cell (default 3).")
+@click.option("--encoder", default=None, help="Prompt encoder for every teacher (default: minilm).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Comparison folder.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field: teacher.steps=900, run.lr=0.003."
+)
+def compare(data, styles, prompt_sets, kd_specs, student, seeds, encoder, out, config_file, overrides) -> None:
+    """Teacher and distilled student per prompt style, with the no-KD student as baseline, in one table."""
+    from distill.compare import CompareConfig, markdown_table, run_compare
+    from distill.configuration import load_config
+
+    base = dict(
+        data=data,
+        styles=[part.strip() for part in styles.split(",")] if styles else None,
+        prompt_sets=prompt_sets,
+        kd=list(kd_specs) or None,
+        student=student,
+        seeds=seeds,
+        encoder=encoder,
+        out=out,
+    )
+    config = load_config(CompareConfig, config_file, list(overrides), base)
+    table = run_compare(config, log=lambda message: click.echo(message, err=True))
+    click.echo(markdown_table(table), nl=False)
+
+
+@distill.command(
+    "eval",
+    epilog="""Examples:
+
+\b
+  distill eval runs/kl                                   (the run's own data and val split)
+  distill eval runs/kl --data camvid:../shared/data/camvid --split test
+  distill eval runs/kl/checkpoints/best/model.safetensors --json
+  distill eval runs/teacher                              (a teacher folder)
+""",
+)
+@click.argument("path", type=click.Path())
+@click.option("--data", default=None, help="Data spec (default: what the model was trained on).")
+@click.option("--split", default="val", show_default=True, help="Split to evaluate on.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(path, data, split, as_json) -> None:
+    """Re-evaluate a run folder, a student checkpoint or a teacher folder: mIoU and per-class IoU."""
+    import json
+
+    from distill.saved_evaluation import evaluate_saved
+
+    metrics = evaluate_saved(path, data=data, split=split)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    click.echo(
+        f"{metrics['model']} on {metrics['data']} {split}: mIoU {metrics['miou']:.4f}, "
+        f"pixel accuracy {metrics['pixel_accuracy']:.4f}"
+    )
+    for name, value in metrics["per_class_iou"].items():
+        click.echo(f"  {name:<16} {'-' if value is None else f'{value:.4f}'}")
+
+
 def main() -> None:
     distill(prog_name="distill")
 

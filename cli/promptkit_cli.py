@@ -227,6 +227,35 @@ def score(paths: tuple[str, ...], encoder: str, classes_file: str | None, out_di
         click.echo(f"wrote {len(written)} files to {out_dir}", err=True)
 
 
+@promptkit.command(
+    epilog="""Examples:
+
+\b
+  promptkit demo                      (about 10 minutes on two CPU cores)
+  promptkit demo --out runs/demo --seeds 3
+Re-running the same command skips finished runs and resumes a killed one.
+"""
+)
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--seeds", type=int, default=None, help="Student seeds per style (default 2).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a compare field.")
+def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
+    """The main job on the embedded default: four prompt styles, teacher, KD student, one table.
+
+    Synthetic street scenes, the curated CamVid prompt sets, the tiny teacher and student and
+    `distill compare` with the default KD; no data and no network needed.
+    """
+    from distill.compare import CompareConfig, markdown_table, run_compare
+    from distill.configuration import load_config
+    from distill.demo import DEMO_SETTINGS
+
+    base = {**DEMO_SETTINGS, "out": out, "seeds": seeds}
+    config = load_config(CompareConfig, None, list(overrides), base)
+    table = run_compare(config, log=lambda message: click.echo(message, err=True))
+    click.echo(markdown_table(table), nl=False)
+    click.echo(f"Tables (md, csv, json) and charts in {out}/; run folders in {out}/teachers and {out}/students.")
+
+
 def main() -> None:
     promptkit(prog_name="promptkit")
 

@@ -69,6 +69,9 @@ class RunConfig(BaseModel):
     num_workers: int = 0
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     augment: bool = True
+    teacher_cache: bool = Field(
+        default=True, description="compute teacher logits once per train image (not with cirkd, which needs features)"
+    )
 
 
 def kd_terms(config: RunConfig) -> list[tuple[str, float, torch.nn.Module]]:
@@ -189,6 +192,14 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
     )
+    live_teacher = bool(terms) and (not config.teacher_cache or any(name == "cirkd" for name, _, _ in terms))
+    if terms and not live_teacher:
+        from distill.teacher_outputs import CachedTeacherViews, cached_teacher_logits
+
+        logits = cached_teacher_logits(
+            teacher, embeddings, config.teacher, config.data, train_data, teacher_size, accelerator
+        )
+        views = CachedTeacherViews(views, logits)
     loader = DataLoader(EpochAddressed(views), batch_sampler=sampler, num_workers=config.num_workers)
     writer = _tensorboard(out / "tensorboard") if accelerator.is_main_process else None
     ignore_index = taxonomy.ignore_index
@@ -208,10 +219,14 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
             loss = config.ce_weight * F.cross_entropy(logits.float(), labels, ignore_index=ignore_index)
             logged = {"ce": loss.item()}
             if terms:
-                with torch.no_grad():
-                    teacher_logits, teacher_features = teacher(
-                        batch["teacher_image"].to(accelerator.device), embeddings, return_features=True
-                    )
+                teacher_features = None
+                if live_teacher:
+                    with torch.no_grad():
+                        teacher_logits, teacher_features = teacher(
+                            batch["teacher_image"].to(accelerator.device), embeddings, return_features=True
+                        )
+                else:
+                    teacher_logits = batch["teacher_logits"].to(accelerator.device)
                 valid = labels != ignore_index
                 for name, weight, term in terms:
                     if name == "cirkd":

@@ -27,6 +27,7 @@ SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
 DEFAULT_COUNTS = {"train": 200, "val": 50, "test": 50}
 DEFAULT_SIZE = (128, 176)  # height x width, CamVid's 3:4 aspect
 MIN_SIDE = 16
+MEMO_BYTES = 512 * 2**20  # drawn scenes kept in memory per dataset: drawing costs more than a tiny student's step
 
 
 class SyntheticStreets(SegmentationDataset):
@@ -59,6 +60,8 @@ class SyntheticStreets(SegmentationDataset):
         self.size = (int(size[0]), int(size[1]))
         self.seed = seed
         self.files = []
+        self._memo: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._memo_limit = max(0, MEMO_BYTES // (self.size[0] * self.size[1] * 4))
 
     @classmethod
     def from_spec(cls, argument: str, split: str, taxonomy: Taxonomy | None) -> SyntheticStreets:
@@ -70,12 +73,17 @@ class SyntheticStreets(SegmentationDataset):
         return self.count
 
     def scene(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scene ``index`` as uint8 arrays: image ``[H, W, 3]`` and label ``[H, W]``."""
+        """Scene ``index`` as uint8 arrays: image ``[H, W, 3]`` and label ``[H, W]`` (shared; do not modify)."""
         if not -self.count <= index < self.count:
             raise IndexError(f"scene {index} out of range for {self.count} scenes")
         index %= self.count
+        if index in self._memo:
+            return self._memo[index]
         rng = np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], index])
-        return draw_street_scene(self.size[0], self.size[1], rng)
+        scene = draw_street_scene(self.size[0], self.size[1], rng)
+        if len(self._memo) < self._memo_limit:
+            self._memo[index] = scene  # shared by later reads: callers copy before changing it
+        return scene
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = self.scene(index)

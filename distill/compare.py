@@ -1,0 +1,398 @@
+"""`distill compare`: which way of naming the classes makes the best teacher, and the best student.
+
+Every cell of the grid is an ordinary run folder under ``out``:
+``teachers/<style>/`` (``distill teacher``), ``students/<style>/<kd>/seed<k>/`` (``distill run``)
+and ``students/no_kd/seed<k>/`` (the same student without a teacher: the baseline). A cell whose
+``metrics.json`` exists is finished and skipped; a killed student cell resumes from its last
+checkpoint; a killed teacher cell starts over (its folder is cleared first). The table joins the
+orthogonality of each style's class embeddings (the tensors the teacher saw), the teacher's
+mIoU, the student's mIoU as mean and standard deviation over seeds, the gain over the no-KD
+student, and wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from distill.configuration import config_to_yaml
+from prompt_kit.errors import PromptKitError
+from prompt_kit.files import atomic_write_bytes, atomic_write_text
+from prompt_kit.styles import STYLES
+from prompt_kit.yaml_files import describe_validation_error
+
+NO_KD = "no_kd"
+
+
+class CompareConfig(BaseModel):
+    """The grid: styles x KD specs x seeds, plus the no-KD baseline; defaults run on a laptop CPU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = "synthetic"
+    styles: list[str] = Field(default_factory=lambda: list(STYLES))
+    prompt_sets: str | None = Field(
+        default=None, description="folder of <style>.yaml prompt sets (default: the curated sets of the taxonomy)"
+    )
+    kd: list[str] = Field(default_factory=lambda: ["kl"], description="one row per KD spec, e.g. [kl, 'kl=1,cwd=3']")
+    student: str = "tiny"
+    seeds: int = Field(default=3, ge=1)
+    out: str = "runs/compare"
+    encoder: str | None = Field(default=None, description="prompt encoder for every teacher (default: minilm)")
+    teacher: dict[str, Any] = Field(default_factory=dict, description="TeacherTrainingConfig fields")
+    run: dict[str, Any] = Field(default_factory=dict, description="RunConfig fields")
+    baseline: bool = Field(default=True, description="also train the student without KD")
+
+    @field_validator("styles")
+    @classmethod
+    def _known_styles(cls, styles: list[str]) -> list[str]:
+        unknown = [style for style in styles if style not in STYLES]
+        if unknown or not styles:
+            raise ValueError(f"unknown style {unknown[0] if unknown else '(none)'}: choose from {', '.join(STYLES)}")
+        return styles
+
+    @field_validator("kd")
+    @classmethod
+    def _kd_given(cls, kd: list[str]) -> list[str]:
+        specs = [spec.strip() for spec in kd if spec.strip()]
+        if not specs or any(spec == "none" for spec in specs):
+            raise ValueError("give at least one KD spec other than none (the no-KD baseline is always trained)")
+        return specs
+
+
+@dataclass
+class Cell:
+    """One run folder of the grid."""
+
+    kind: str  # "teacher" or "student"
+    label: str
+    path: Path
+    style: str | None
+    kd: str
+    seed: int
+    config: Any = field(repr=False, default=None)
+
+    @property
+    def done(self) -> bool:
+        return (self.path / "metrics.json").is_file()
+
+    def metrics(self) -> dict[str, Any]:
+        return json.loads((self.path / "metrics.json").read_text())
+
+
+def kd_folder_name(spec: str) -> str:
+    """A folder name for a KD spec: ``kl=1.0,cwd=3.0`` -> ``kl-1.0_cwd-3.0``."""
+    return spec.replace("=", "-").replace(",", "_").replace(" ", "")
+
+
+def prompt_set_path(config: CompareConfig, style: str, taxonomy_name: str) -> Path:
+    """The prompt set a style's teacher uses: from ``prompt_sets`` or the curated ones."""
+    from prompt_kit.resources import prompts_dir
+
+    folder = Path(config.prompt_sets) if config.prompt_sets else prompts_dir() / taxonomy_name
+    path = folder / f"{style}.yaml"
+    if not path.is_file():
+        hint = (
+            "write it with `promptkit generate`"
+            if config.prompt_sets
+            else f"no curated sets ship for {taxonomy_name!r}; pass --prompt-sets DIR"
+        )
+        raise PromptKitError(f"no prompt set for style {style!r} at {path}: {hint}")
+    return path
+
+
+def plan_cells(config: CompareConfig) -> list[Cell]:
+    """Every run folder of the comparison, teachers first so students can use them."""
+    from distill.datasets import create_dataset
+    from distill.student_training import RunConfig
+    from distill.teacher_training import TeacherTrainingConfig
+
+    out = Path(config.out)
+    taxonomy = create_dataset(config.data, "train").taxonomy
+    cells: list[Cell] = []
+    try:
+        for style in config.styles:
+            teacher_config = TeacherTrainingConfig(
+                **{
+                    **config.teacher,
+                    "prompts": str(prompt_set_path(config, style, taxonomy.name)),
+                    "data": config.data,
+                    "out": str(out / "teachers" / style),
+                    "encoder": config.encoder,
+                }
+            )
+            cells.append(Cell("teacher", f"teacher {style}", Path(teacher_config.out), style, "", teacher_config.seed))
+            cells[-1].config = teacher_config
+        students = [(style, kd) for style in config.styles for kd in config.kd]
+        if config.baseline:
+            students.append((None, "none"))
+        for seed in range(config.seeds):
+            for style, kd in students:
+                group = NO_KD if style is None else f"{style}/{kd_folder_name(kd)}"
+                folder = out / "students" / group / f"seed{seed}"
+                run_config = RunConfig(
+                    **{
+                        **config.run,
+                        "teacher": None if style is None else str(out / "teachers" / style),
+                        "student": config.student,
+                        "kd": kd,
+                        "data": config.data,
+                        "out": str(folder),
+                        "seed": seed,
+                    }
+                )
+                label = f"student no KD seed {seed}" if style is None else f"student {style} {kd} seed {seed}"
+                cells.append(Cell("student", label, folder, style, kd, seed, run_config))
+    except pydantic.ValidationError as exc:  # a bad teacher.* or run.* setting
+        raise PromptKitError(f"invalid compare setting: {describe_validation_error(exc)}") from exc
+    return cells
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class ProgressView:
+    """Which cell runs, how long the finished ones took, and an estimate for the rest."""
+
+    def __init__(self, cells: list[Cell], log: Callable[[str], None]) -> None:
+        self.cells, self.log = cells, log
+        self.start = time.time()
+        self.seconds: dict[str, list[float]] = {"teacher": [], "student": []}
+
+    def estimate_left(self, remaining: list[Cell]) -> float | None:
+        every = self.seconds["teacher"] + self.seconds["student"]
+        if not every:
+            return None
+        fallback = statistics.mean(every)
+        return sum(
+            statistics.mean(self.seconds[c.kind]) if self.seconds[c.kind] else fallback for c in remaining if not c.done
+        )
+
+    def starting(self, number: int, cell: Cell) -> None:
+        left = self.estimate_left(self.cells[number - 1 :])
+        eta = f", about {_duration(left)} left" if left is not None else ""
+        self.log(f"[{number}/{len(self.cells)}] {cell.label} ({_duration(time.time() - self.start)} elapsed{eta})")
+
+    def finished(self, cell: Cell, seconds: float) -> None:
+        self.seconds[cell.kind].append(seconds)
+
+
+def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Run (or finish) every cell, then write and return the results table."""
+    from distill.student_training import train_student
+    from distill.teacher_training import train_teacher
+
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    out = Path(config.out)
+    cells = plan_cells(config)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "compare.yaml", config_to_yaml(config))
+    finished = sum(cell.done for cell in cells)
+    if finished:
+        log(f"{finished} of {len(cells)} cells already finished in {out}: skipping them")
+    view = ProgressView(cells, log)
+    for number, cell in enumerate(cells, start=1):
+        if cell.done:
+            continue
+        view.starting(number, cell)
+        began = time.time()
+        if cell.kind == "teacher":
+            if cell.path.exists():
+                shutil.rmtree(cell.path)  # a killed teacher restarts: its folder may hold a half-trained best
+            train_teacher(cell.config)
+        else:
+            train_student(cell.config, resume=True)
+        view.finished(cell, time.time() - began)
+    table = results_table(config, cells)
+    write_results(table, out, _details(config, cells))
+    log(f"finished {len(cells)} cells in {_duration(time.time() - view.start)}; wrote {out}/results.md")
+    return table
+
+
+def _style_scores(teacher_dir: Path) -> dict[str, float]:
+    from prompt_kit.class_embeddings import ClassEmbeddings
+    from prompt_kit.score_report import score_embeddings
+
+    embeddings = ClassEmbeddings.load(teacher_dir / "class_embeddings.safetensors")
+    scores = score_embeddings(teacher_dir.name, embeddings).pooled
+    return {"max_cos": scores.max_offdiag, "mean_cos": scores.mean_offdiag}
+
+
+def _student_stats(cells: list[Cell]) -> tuple[float, float, list[float], float]:
+    values = [cell.metrics()["miou"] for cell in cells]
+    seconds = [cell.metrics().get("train_seconds", math.nan) for cell in cells]
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), std, values, statistics.mean(seconds)
+
+
+def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
+    """One row per (style, KD spec) plus the no-KD row; numbers read back from the run folders."""
+    students = [cell for cell in cells if cell.kind == "student"]
+    baseline = [cell for cell in students if cell.style is None]
+    base_mean = _student_stats(baseline)[0] if baseline else math.nan
+    rows = []
+    for style in config.styles:
+        teacher_dir = Path(config.out) / "teachers" / style
+        teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
+        scores = _style_scores(teacher_dir)
+        for kd in config.kd:
+            mine = [cell for cell in students if cell.style == style and cell.kd == kd]
+            mean, std, values, seconds = _student_stats(mine)
+            rows.append(
+                {
+                    "style": style,
+                    "kd": kd,
+                    **scores,
+                    "teacher_miou": teacher_metrics["miou"],
+                    "student_miou": mean,
+                    "student_std": std,
+                    "gain_over_no_kd": mean - base_mean,
+                    "seeds": len(values),
+                    "student_mious": values,
+                    "teacher_seconds": teacher_metrics.get("train_seconds", math.nan),
+                    "student_seconds": seconds,
+                }
+            )
+    if baseline:
+        mean, std, values, seconds = _student_stats(baseline)
+        rows.append(
+            {
+                "style": "(no KD)",
+                "kd": "none",
+                "max_cos": math.nan,
+                "mean_cos": math.nan,
+                "teacher_miou": math.nan,
+                "student_miou": mean,
+                "student_std": std,
+                "gain_over_no_kd": 0.0,
+                "seeds": len(values),
+                "student_mious": values,
+                "teacher_seconds": math.nan,
+                "student_seconds": seconds,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _details(config: CompareConfig, cells: list[Cell]) -> dict[str, Any]:
+    return {
+        "config": config.model_dump(mode="json"),
+        "cells": [{"kind": c.kind, "path": str(c.path), "style": c.style, "kd": c.kd, "seed": c.seed} for c in cells],
+    }
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """The results as a Markdown table: mIoU as mean ± std, cosines and seconds rounded."""
+
+    def number(value: float, digits: int = 3) -> str:
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+    header = (
+        "| style | KD | max cos | mean cos | teacher mIoU | student mIoU (mean ± std) | gain vs no KD | seeds "
+        "| teacher time | student time |"
+    )
+    lines = [header, "|" + "---|" * 10]
+    for row in table.to_dict("records"):
+        gain = "" if row["kd"] == "none" else f"{row['gain_over_no_kd']:+.3f}"
+        teacher_time = "" if math.isnan(row["teacher_seconds"]) else _duration(row["teacher_seconds"])
+        lines.append(
+            f"| {row['style']} | {row['kd']} | {number(row['max_cos'])} | {number(row['mean_cos'])} "
+            f"| {number(row['teacher_miou'])} | {row['student_miou']:.3f} ± {row['student_std']:.3f} | {gain} "
+            f"| {row['seeds']} | {teacher_time} | {_duration(row['student_seconds'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(table: pd.DataFrame, out: Path, details: dict[str, Any]) -> list[Path]:
+    """results.md / .csv / .json and the two charts, each written atomically."""
+    paths = [out / "results.md", out / "results.csv", out / "results.json"]
+    atomic_write_text(paths[0], markdown_table(table))
+    flat = table.assign(student_mious=table["student_mious"].map(lambda v: " ".join(f"{x:.4f}" for x in v)))
+    atomic_write_text(paths[1], flat.to_csv(index=False, float_format="%.6g"))
+    records = json.loads(table.to_json(orient="records"))
+    atomic_write_text(paths[2], json.dumps({"rows": records, **details}, indent=2) + "\n")
+    paths.append(student_chart(table, out / "student_miou.png"))
+    paths.append(orthogonality_chart(table, out / "orthogonality_vs_teacher.png"))
+    return paths
+
+
+def _save_figure(figure, path: Path) -> Path:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def student_chart(table: pd.DataFrame, path: Path) -> Path:
+    """Student mIoU per style (error bars: std over seeds), the teacher's beside it, no-KD as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table[table["kd"] != "none"]
+    names = [r["style"] if table["kd"].nunique() <= 2 else f"{r['style']}\n{r['kd']}" for r in rows.to_dict("records")]
+    positions = list(range(len(rows)))
+    figure, axes = plt.subplots(figsize=(1.6 * len(rows) + 2.5, 4))
+    axes.bar([p - 0.2 for p in positions], rows["teacher_miou"], 0.38, label="teacher", color="#9ab")
+    axes.bar(
+        [p + 0.2 for p in positions],
+        rows["student_miou"],
+        0.38,
+        yerr=rows["student_std"],
+        capsize=4,
+        label="student (KD)",
+        color="#2a6",
+    )
+    baseline = table[table["kd"] == "none"]
+    if len(baseline):
+        mean, std = float(baseline["student_miou"].iloc[0]), float(baseline["student_std"].iloc[0])
+        axes.axhline(mean, color="#c33", linestyle="--", label="student, no KD")
+        axes.axhspan(mean - std, mean + std, color="#c33", alpha=0.12)
+    axes.set_xticks(positions, names)
+    axes.set_ylabel("val mIoU")
+    axes.set_title("Teacher and distilled student per prompt style")
+    axes.legend(loc="lower right", fontsize=8)
+    return _save_figure(figure, path)
+
+
+def orthogonality_chart(table: pd.DataFrame, path: Path) -> Path:
+    """Max off-diagonal cosine of each style's class embeddings against its teacher's mIoU."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table[table["kd"] != "none"].drop_duplicates("style")
+    figure, axes = plt.subplots(figsize=(5, 4))
+    axes.scatter(rows["max_cos"], rows["teacher_miou"], color="#26a")
+    for row in rows.to_dict("records"):
+        axes.annotate(row["style"], (row["max_cos"], row["teacher_miou"]), textcoords="offset points", xytext=(4, 4))
+    axes.set_xlabel("max off-diagonal cosine of the class embeddings (lower: more orthogonal)")
+    axes.set_ylabel("teacher val mIoU")
+    axes.set_title("Orthogonality against teacher quality")
+    return _save_figure(figure, path)
+
+
+__all__ = ["CompareConfig", "markdown_table", "plan_cells", "results_table", "run_compare", "write_results"]

@@ -1,0 +1,96 @@
+"""`distill eval`: re-evaluate a saved student run, a student checkpoint, or a teacher folder.
+
+The same evaluation code as training (``evaluate_student`` / ``evaluate_teacher``) on another
+dataset or split, so a number from ``distill eval`` and one from ``metrics.json`` mean the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from safetensors.torch import load_file
+
+from distill.datasets import create_dataset
+from prompt_kit.errors import PromptKitError
+
+BEST_WEIGHTS = Path("checkpoints") / "best" / "model.safetensors"
+
+
+def find_run_folder(path: Path) -> tuple[Path, Path]:
+    """(run folder, student weights) for a run folder or a ``.safetensors`` file inside one."""
+    if path.is_dir():
+        weights = path / BEST_WEIGHTS
+        if not weights.is_file():
+            raise PromptKitError(
+                f"{path} is neither a teacher folder nor a finished run (no {BEST_WEIGHTS}): "
+                "pass a folder written by `distill run` or `distill teacher`"
+            )
+        return path, weights
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise PromptKitError(f"{path} is not a run folder, a teacher folder or a .safetensors checkpoint")
+    for folder in list(path.parents)[:3]:
+        if (folder / "config.yaml").is_file():
+            return folder, path
+    raise PromptKitError(f"no run folder (config.yaml) above {path}: the student's name and sizes are unknown")
+
+
+def evaluate_saved(path: str | Path, data: str | None = None, split: str = "val") -> dict[str, Any]:
+    """Metrics (``miou``, per-class IoU, pixel accuracy) of the saved model at ``path`` on ``data``."""
+    from distill.teacher_training import make_accelerator
+
+    path = Path(path)
+    if not path.exists():
+        raise PromptKitError(f"{path} does not exist: pass a run folder, a teacher folder or a checkpoint")
+    accelerator = make_accelerator("auto")
+    if path.is_dir() and (path / "teacher_config.json").is_file():
+        return _evaluate_teacher_folder(path, data, split, accelerator)
+    return _evaluate_student_run(path, data, split, accelerator)
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    try:
+        return yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PromptKitError(f"cannot read {folder / 'config.yaml'}: {exc}") from exc
+
+
+def _evaluate_teacher_folder(folder: Path, data: str | None, split: str, accelerator) -> dict[str, Any]:
+    from distill.teacher_training import _to_device, evaluate_teacher
+    from prompt_kit.class_embeddings import ClassEmbeddings
+    from teacher import load_teacher
+
+    trained = _read_config(folder)
+    spec = data or trained.get("data", "synthetic")
+    dataset = create_dataset(spec, split)
+    embeddings = ClassEmbeddings.load(folder / "class_embeddings.safetensors")
+    if embeddings.class_names != dataset.taxonomy.class_names:
+        raise PromptKitError(f"the teacher in {folder} predicts other classes than {spec}: use data of its taxonomy")
+    model = load_teacher(folder).to(accelerator.device)
+    size = tuple(trained.get("image_size", (96, 128)))
+    metrics = evaluate_teacher(model, _to_device(embeddings, accelerator.device), dataset, size, accelerator)
+    return {**metrics, "model": "teacher", "data": spec, "split": split, "size": list(size)}
+
+
+def _evaluate_student_run(path: Path, data: str | None, split: str, accelerator) -> dict[str, Any]:
+    from distill.student_training import RunConfig, evaluate_student
+    from student import create_student
+
+    folder, weights = find_run_folder(path)
+    config = RunConfig.model_validate(_read_config(folder))
+    spec = data or config.data
+    dataset = create_dataset(spec, split)
+    model = create_student(config.student, dataset.taxonomy.num_classes)
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except RuntimeError as exc:
+        raise PromptKitError(
+            f"{weights} does not fit a {config.student} student for {dataset.taxonomy.num_classes} classes "
+            f"({spec}): {str(exc).splitlines()[0]}"
+        ) from exc
+    metrics = evaluate_student(model.to(accelerator.device), dataset, config, accelerator)
+    return {**metrics, "model": config.student, "data": spec, "split": split, "size": list(config.student_size)}
+
+
+__all__ = ["evaluate_saved", "find_run_folder"]

@@ -1,0 +1,103 @@
+"""Teacher outputs computed once, then cropped like each sample: KD at the cost of training alone.
+
+A frozen teacher's logits depend only on the image, yet a live teacher costs ~10x a tiny
+student's train step on a CPU. So the logits of every whole train image are computed once at
+the teacher's size, kept as float16 safetensors in the teacher folder (keyed on the teacher's
+weights, the class-embedding tensors, the data and the size), and for each sample
+``apply_geometry`` replays that sample's crop, scale and flip on the cached map (roi_align over
+the fractional box). Two honest differences from a live teacher: the teacher sees the whole
+image rather than the crop (a zoomed-in crop is read from an upsampled map), and colour jitter
+is not replayed (the cached logits are those of the un-jittered image).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_save
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from distill.datasets import PairedViews
+from distill.datasets.paired_views import apply_geometry
+from prompt_kit.class_embeddings import ClassEmbeddings
+from prompt_kit.files import atomic_write_bytes
+
+CACHE_FOLDER = "output_cache"
+CACHE_VERSION = 1
+
+
+def cache_key(teacher_dir: str | Path, embeddings: ClassEmbeddings, data: str, size: tuple[int, int]) -> str:
+    """Changes whenever the cached logits would: teacher weights and config, embeddings, data, size."""
+    from teacher.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+
+    digest = hashlib.sha256()
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        digest.update((Path(teacher_dir) / name).read_bytes())
+    for tensor in (embeddings.tokens, embeddings.attention_mask, embeddings.pooled):
+        digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+    digest.update(json.dumps([CACHE_VERSION, data, list(size)]).encode())
+    return digest.hexdigest()[:20]
+
+
+@torch.no_grad()
+def compute_teacher_logits(
+    teacher, embeddings: ClassEmbeddings, dataset, size: tuple[int, int], accelerator, batch_size: int = 8
+) -> torch.Tensor:
+    """Logits ``[N, C, h, w]`` (float16, CPU) of every whole image of ``dataset`` resized to ``size``."""
+    views = PairedViews(dataset, teacher_size=size, student_size=size, train=False)
+    loader = DataLoader(views, batch_size=batch_size)
+    teacher.eval()
+    outputs = []
+    progress = tqdm(loader, desc="teacher outputs", disable=not accelerator.is_local_main_process)
+    for batch in progress:
+        with accelerator.autocast():
+            logits = teacher(batch["teacher_image"].to(accelerator.device), embeddings)
+        outputs.append(logits.float().cpu().half())
+    return torch.cat(outputs).contiguous()
+
+
+def cached_teacher_logits(
+    teacher, embeddings: ClassEmbeddings, teacher_dir: str | Path, data: str, dataset, size, accelerator
+) -> torch.Tensor:
+    """The cached logits of ``dataset`` for this teacher, computed (by the main process) on a miss."""
+    path = Path(teacher_dir) / CACHE_FOLDER / f"{cache_key(teacher_dir, embeddings, data, size)}.safetensors"
+    with accelerator.main_process_first():
+        if not path.is_file() and accelerator.is_main_process:
+            logits = compute_teacher_logits(teacher, embeddings, dataset, size, accelerator)
+            metadata = {"data": data, "size": f"{size[0]}x{size[1]}", "images": str(len(dataset))}
+            atomic_write_bytes(path, safetensors_save({"logits": logits}, metadata=metadata))
+        logits = load_file(str(path))["logits"]
+    if logits.shape[0] != len(dataset):
+        raise RuntimeError(f"{path} holds {logits.shape[0]} images but the data has {len(dataset)}: delete it")
+    return logits
+
+
+class CachedTeacherViews(Dataset):
+    """``PairedViews`` items plus ``teacher_logits``: the cached map cropped like the sample."""
+
+    def __init__(self, views: PairedViews, logits: torch.Tensor) -> None:
+        if len(views) != logits.shape[0]:
+            raise ValueError(f"{len(views)} views but logits for {logits.shape[0]} images")
+        self.views = views
+        self.logits = logits
+
+    def set_epoch(self, epoch: int) -> None:
+        self.views.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.views[index]
+        cached = self.logits[index].float()
+        item["teacher_logits"] = apply_geometry(cached, item["params"], tuple(cached.shape[-2:]))
+        return item
+
+
+__all__ = ["CachedTeacherViews", "cache_key", "cached_teacher_logits", "compute_teacher_logits"]
