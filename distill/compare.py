@@ -34,6 +34,17 @@ from prompt_kit.styles import STYLES
 from prompt_kit.yaml_files import describe_validation_error
 
 NO_KD = "no_kd"
+# fields of each cell's config that compare fills in itself, and the option a user sets instead
+TEACHER_KEYS = {"prompts": "--prompt-sets", "data": "--data", "out": "--out", "encoder": "--encoder"}
+RUN_KEYS = {
+    "teacher": "--out",
+    "prompts": "--prompt-sets",
+    "student": "--student",
+    "kd": "--kd",
+    "data": "--data",
+    "out": "--out",
+    "seed": "--seeds",
+}
 
 
 class CompareConfig(BaseModel):
@@ -120,6 +131,12 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
     from distill.teacher_training import TeacherTrainingConfig
 
     out = Path(config.out)
+    for section, owned in (("teacher", TEACHER_KEYS), ("run", RUN_KEYS)):
+        clash = sorted(set(getattr(config, section)) & set(owned))
+        if clash:
+            raise PromptKitError(
+                f"{section}.{clash[0]} is set by compare itself: use {owned[clash[0]]} instead of {section}.{clash[0]}"
+            )
     taxonomy = create_dataset(config.data, "train").taxonomy
     cells: list[Cell] = []
     try:
@@ -156,8 +173,24 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
                 label = f"student no KD seed {seed}" if style is None else f"student {style} {kd} seed {seed}"
                 cells.append(Cell("student", label, folder, style, kd, seed, run_config))
     except pydantic.ValidationError as exc:  # a bad teacher.* or run.* setting
-        raise PromptKitError(f"invalid compare setting: {describe_validation_error(exc)}") from exc
+        section = "teacher" if exc.title == TeacherTrainingConfig.__name__ else "run"
+        raise PromptKitError(f"invalid compare setting {section}.{describe_validation_error(exc)}") from exc
+    _check_before_training(cells)
     return cells
+
+
+def _check_before_training(cells: list[Cell]) -> None:
+    """Fail on a bad student name or KD spec now, not after an hour of teachers."""
+    from distill.student_training import kd_terms
+    from student import list_students
+
+    for cell in cells:
+        if cell.kind == "student":
+            if cell.config.student not in list_students():
+                raise PromptKitError(
+                    f"unknown student {cell.config.student!r}: choose one of {', '.join(list_students())}"
+                )
+            kd_terms(cell.config)
 
 
 def _duration(seconds: float) -> str:
@@ -325,11 +358,20 @@ def write_results(table: pd.DataFrame, out: Path, details: dict[str, Any]) -> li
     atomic_write_text(paths[0], markdown_table(table))
     flat = table.assign(student_mious=table["student_mious"].map(lambda v: " ".join(f"{x:.4f}" for x in v)))
     atomic_write_text(paths[1], flat.to_csv(index=False, float_format="%.6g"))
-    records = json.loads(table.to_json(orient="records"))
+    records = [{key: _json_value(value) for key, value in row.items()} for row in table.to_dict("records")]
     atomic_write_text(paths[2], json.dumps({"rows": records, **details}, indent=2) + "\n")
     paths.append(student_chart(table, out / "student_miou.png"))
     paths.append(orthogonality_chart(table, out / "orthogonality_vs_teacher.png"))
     return paths
+
+
+def _json_value(value: Any) -> Any:
+    """Exact floats (not pandas' 10 digits), NaN as null."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if hasattr(value, "item"):
+        return _json_value(value.item())
+    return value
 
 
 def _save_figure(figure, path: Path) -> Path:

@@ -1,7 +1,8 @@
 """`distill eval`: re-evaluate a saved student run, a student checkpoint, or a teacher folder.
 
-The same evaluation code as training (``evaluate_student`` / ``evaluate_teacher``) on another
-dataset or split, so a number from ``distill eval`` and one from ``metrics.json`` mean the same.
+The same evaluation code as training (``evaluate_student`` / ``evaluate_teacher``, with the
+saved config's ``val_images`` limit) on another dataset or split, so a number from
+``distill eval`` and one from ``metrics.json`` mean the same.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def _evaluate_teacher_folder(folder: Path, data: str | None, split: str, acceler
         raise PromptKitError(f"the teacher in {folder} predicts other classes than {spec}: use data of its taxonomy")
     model = load_teacher(folder).to(accelerator.device)
     size = tuple(trained.get("image_size", (96, 128)))
-    metrics = evaluate_teacher(model, _to_device(embeddings, accelerator.device), dataset, size, accelerator)
+    limit = trained.get("val_images")  # the same images as the folder's own metrics.json
+    metrics = evaluate_teacher(model, _to_device(embeddings, accelerator.device), dataset, size, accelerator, limit)
     return {**metrics, "model": "teacher", "data": spec, "split": split, "size": list(size)}
 
 

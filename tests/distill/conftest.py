@@ -93,3 +93,50 @@ def real_camvid() -> Path:
     if not (REAL_CAMVID / "train").is_dir():
         pytest.skip(f"real CamVid not found at {REAL_CAMVID} (../shared/data/camvid from the repository root)")
     return REAL_CAMVID
+
+
+# a tiny teacher trained once per session on tiny synthetic scenes (as `distill teacher` runs it)
+DATA = "synthetic:count=24,size=32x48"
+TINY_TEACHER = [
+    "--set",
+    "model.block_out_channels=[16, 32, 32]",
+    "--set",
+    "model.head_channels=16",
+    "--set",
+    "model.class_dim=16",
+    "--set",
+    "val_images=8",
+    "--set",
+    "eval_every=15",
+]
+
+
+@pytest.fixture(scope="session")
+def trained_teacher(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from cli.distill_cli import distill
+    from prompt_kit.resources import prompts_dir
+
+    out = tmp_path_factory.mktemp("teacher")
+    args = [
+        "teacher",
+        "--prompts",
+        str(prompts_dir() / "camvid" / "label.yaml"),
+        "--data",
+        DATA,
+        "--out",
+        str(out),
+        "--steps",
+        "30",
+        "--pretrain-denoiser",
+        "5",
+        "--size",
+        "32x48",
+        "--batch-size",
+        "4",
+        *TINY_TEACHER,
+    ]
+    result = CliRunner().invoke(distill, args)
+    assert result.exit_code == 0, result.output
+    return out

@@ -11,48 +11,7 @@ from cli.distill_cli import distill
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.resources import prompts_dir
 from teacher import load_teacher
-
-DATA = "synthetic:count=24,size=32x48"
-TINY_TEACHER = [
-    "--set",
-    "model.block_out_channels=[16, 32, 32]",
-    "--set",
-    "model.head_channels=16",
-    "--set",
-    "model.class_dim=16",
-    "--set",
-    "val_images=8",
-    "--set",
-    "eval_every=15",
-]
-
-
-@pytest.fixture(scope="module")
-def trained_teacher(tmp_path_factory):
-    from click.testing import CliRunner
-
-    out = tmp_path_factory.mktemp("teacher")
-    args = [
-        "teacher",
-        "--prompts",
-        str(prompts_dir() / "camvid" / "label.yaml"),
-        "--data",
-        DATA,
-        "--out",
-        str(out),
-        "--steps",
-        "30",
-        "--pretrain-denoiser",
-        "5",
-        "--size",
-        "32x48",
-        "--batch-size",
-        "4",
-        *TINY_TEACHER,
-    ]
-    result = CliRunner().invoke(distill, args)
-    assert result.exit_code == 0, result.output
-    return out
+from tests.distill.conftest import DATA
 
 
 def test_teacher_folder_holds_everything_a_run_needs(trained_teacher):

@@ -1,0 +1,180 @@
+"""`distill compare`, `promptkit demo` and `distill eval` end to end on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from cli.distill_cli import distill
+from cli.promptkit_cli import promptkit
+from tests.distill.conftest import DATA
+
+TINY = [
+    "--set",
+    "teacher.steps=6",
+    "--set",
+    "teacher.pretrain_denoiser=2",
+    "--set",
+    "teacher.image_size=[32, 48]",
+    "--set",
+    "teacher.batch_size=4",
+    "--set",
+    "teacher.val_images=8",
+    "--set",
+    "teacher.model.block_out_channels=[16, 32, 32]",
+    "--set",
+    "teacher.model.head_channels=16",
+    "--set",
+    "teacher.model.class_dim=16",
+    "--set",
+    "run.steps=6",
+    "--set",
+    "run.student_size=[32, 48]",
+    "--set",
+    "run.batch_size=4",
+    "--set",
+    "run.val_images=8",
+    "--set",
+    "run.eval_every=3",
+    "--set",
+    "run.checkpoint_every=2",
+]
+
+
+def compare_args(out, styles="label,orthogonal", seeds=2):
+    return ["compare", "--data", DATA, "--styles", styles, "--seeds", str(seeds), "--out", str(out), *TINY]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    from click.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("compare")
+    result = CliRunner().invoke(distill, compare_args(out))
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_compare_writes_one_row_per_style_and_the_baseline(finished):
+    out, result = finished
+    for name in ("results.md", "results.csv", "results.json", "student_miou.png", "orthogonality_vs_teacher.png"):
+        assert (out / name).stat().st_size > 0, name
+    table = pd.read_csv(out / "results.csv")
+    assert list(table["style"]) == ["label", "orthogonal", "(no KD)"]
+    assert list(table["kd"]) == ["kl", "kl", "none"]
+    assert "| label | kl |" in result.stdout and "(no KD)" in (out / "results.md").read_text()
+    assert "[1/8] teacher label" in result.stderr and "left" in result.stderr
+
+
+def test_table_numbers_are_read_from_the_run_folders(finished):
+    out, _ = finished
+    rows = {row["style"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
+    for style in ("label", "orthogonal"):
+        seeds = [
+            json.loads((out / "students" / style / "kl" / f"seed{seed}" / "metrics.json").read_text())["miou"]
+            for seed in range(2)
+        ]
+        assert rows[style]["student_mious"] == seeds
+        assert math.isclose(rows[style]["student_miou"], sum(seeds) / 2)
+        teacher = json.loads((out / "teachers" / style / "metrics.json").read_text())
+        assert rows[style]["teacher_miou"] == teacher["miou"]
+    baseline = [
+        json.loads((out / "students" / "no_kd" / f"seed{s}" / "metrics.json").read_text())["miou"] for s in (0, 1)
+    ]
+    assert math.isclose(rows["orthogonal"]["gain_over_no_kd"], rows["orthogonal"]["student_miou"] - sum(baseline) / 2)
+    # the orthogonal set is the more orthogonal one, as `promptkit score` reports
+    assert rows["orthogonal"]["max_cos"] < rows["label"]["max_cos"]
+
+
+def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, tmp_path, monkeypatch):
+    import shutil
+
+    import distill.student_training as training
+    import distill.teacher_training as teacher_training
+
+    out = tmp_path / "again"
+    shutil.copytree(finished[0], out)
+    killed = out / "students" / "orthogonal" / "kl" / "seed1"
+    shutil.rmtree(killed)
+    (out / "results.md").unlink()
+    original = training._save_checkpoint
+
+    def killed_at_step_4(accelerator, folder, state):
+        original(accelerator, folder, state)
+        if state["step"] == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save_checkpoint", killed_at_step_4)
+    first = runner.invoke(distill, compare_args(out))
+    assert first.exit_code != 0 and not (killed / "metrics.json").exists()
+    assert json.loads((killed / "checkpoints" / "last" / "state.json").read_text())["step"] == 4
+
+    def no_teacher_training(config):
+        raise AssertionError(f"finished teacher {config.out} trained again")
+
+    monkeypatch.setattr(training, "_save_checkpoint", original)
+    monkeypatch.setattr(teacher_training, "train_teacher", no_teacher_training)
+    second = runner.invoke(distill, compare_args(out))
+    assert second.exit_code == 0, second.output
+    assert "7 of 8 cells already finished" in second.stderr
+    resumed = json.loads((killed / "metrics.json").read_text())
+    uninterrupted = json.loads((finished[0] / "students" / "orthogonal" / "kl" / "seed1" / "metrics.json").read_text())
+    assert resumed["miou"] == uninterrupted["miou"] and resumed["history"] == uninterrupted["history"]
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    before = json.loads((finished[0] / "results.json").read_text())["rows"]
+    assert [row["student_mious"] for row in rows] == [row["student_mious"] for row in before]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--styles", "label,poetic"], "unknown style poetic"),
+        (["--kd", "none"], "other than none"),
+        (["--set", "teacher.stepz=3"], "teacher.stepz"),
+        (["--student", "resnet999", "--styles", "label"], "unknown student 'resnet999'"),
+        (["--set", "run.student=lraspp_mobilenetv3"], "use --student instead of run.student"),
+        (["--prompt-sets", "/nonexistent"], "no prompt set for style"),
+    ],
+)
+def test_compare_errors_exit_2_without_traceback(runner, tmp_path, args, message):
+    result = runner.invoke(distill, ["compare", "--data", DATA, "--out", str(tmp_path / "c"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_eval_reproduces_the_run_and_the_teacher_numbers(finished, runner):
+    out, _ = finished
+    run = out / "students" / "label" / "kl" / "seed0"
+    expected = json.loads((run / "metrics.json").read_text())
+    for target in (run, run / "checkpoints" / "best" / "model.safetensors"):
+        result = runner.invoke(distill, ["eval", str(target), "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["miou"] == expected["miou"]
+    teacher = out / "teachers" / "label"
+    result = runner.invoke(distill, ["eval", str(teacher)])
+    assert result.exit_code == 0, result.output
+    teacher_miou = json.loads((teacher / "metrics.json").read_text())["miou"]
+    assert f"mIoU {teacher_miou:.4f}" in result.stdout and "road" in result.stdout.lower()
+
+
+def test_eval_on_another_split_and_bad_paths(finished, runner, tmp_path):
+    run = finished[0] / "students" / "no_kd" / "seed0"
+    result = runner.invoke(distill, ["eval", str(run), "--split", "test", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["split"] == "test"
+    for bad, message in ((tmp_path / "nothing", "does not exist"), (finished[0], "neither a teacher folder")):
+        result = runner.invoke(distill, ["eval", str(bad)])
+        assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_demo_runs_the_whole_comparison(runner, tmp_path):
+    """The demo's own pipeline with every size shrunk (the real demo is timed by benchmarks/bench_demo.py)."""
+    args = ["demo", "--out", str(tmp_path / "demo"), "--seeds", "1", "--set", f"data={DATA}", *TINY]
+    result = runner.invoke(promptkit, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "demo" / "results.csv")
+    assert list(table["style"]) == ["label", "sentence", "bag_of_words", "orthogonal", "(no KD)"]
+    assert "| orthogonal | kl |" in result.stdout

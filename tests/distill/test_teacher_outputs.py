@@ -1,0 +1,105 @@
+"""The teacher-output cache: the same logits as the live teacher, cropped like each sample, keyed honestly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from distill.datasets import PairedViews, create_dataset
+from distill.datasets.paired_views import apply_geometry
+from distill.teacher_outputs import CACHE_FOLDER, CachedTeacherViews, cache_key, cached_teacher_logits
+from prompt_kit.class_embeddings import ClassEmbeddings
+from teacher import load_teacher
+from tests.distill.conftest import DATA
+
+SIZE = (32, 48)
+
+
+@pytest.fixture(scope="module")
+def loaded(trained_teacher):
+    teacher = load_teacher(trained_teacher).eval()
+    embeddings = ClassEmbeddings.load(trained_teacher / "class_embeddings.safetensors")
+    return teacher, embeddings
+
+
+def test_cached_logits_equal_the_live_teacher_on_whole_images(trained_teacher, loaded, tmp_path):
+    teacher, embeddings = loaded
+    data = create_dataset(DATA, "train")
+    logits = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, data, SIZE, Accelerator(cpu=True))
+    assert logits.dtype == torch.float16 and logits.shape == (len(data), 11, 8, 12)
+    views = CachedTeacherViews(PairedViews(data, teacher_size=SIZE, student_size=(16, 24), train=False), logits)
+    item = views[3]
+    with torch.no_grad():
+        live = teacher(item["teacher_image"][None], embeddings)[0]
+    assert torch.allclose(item["teacher_logits"], live, atol=2e-2, rtol=1e-2)
+
+
+def test_cache_is_computed_once_and_reused(trained_teacher, loaded, monkeypatch):
+    teacher, embeddings = loaded
+    data = create_dataset(DATA, "train")
+    accelerator = Accelerator(cpu=True)
+    first = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, data, SIZE, accelerator)
+    import distill.teacher_outputs as outputs
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the cache was recomputed")
+
+    monkeypatch.setattr(outputs, "compute_teacher_logits", not_again)
+    second = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, data, SIZE, accelerator)
+    assert torch.equal(first, second)
+    files = list((trained_teacher / CACHE_FOLDER).glob("*.safetensors"))
+    assert files and all(path.stat().st_size > 0 for path in files)
+
+
+def test_cache_key_follows_embeddings_data_and_size(trained_teacher, loaded):
+    _, embeddings = loaded
+    key = cache_key(trained_teacher, embeddings, DATA, SIZE)
+    other = ClassEmbeddings(
+        tokens=embeddings.tokens.flip(0),
+        attention_mask=embeddings.attention_mask.flip(0),
+        pooled=embeddings.pooled.flip(0),
+        class_names=embeddings.class_names,
+        encoder=embeddings.encoder,
+        prompt_set_hash=embeddings.prompt_set_hash,
+        style=embeddings.style,
+        extra=embeddings.extra,
+    )
+    assert cache_key(trained_teacher, other, DATA, SIZE) != key
+    assert cache_key(trained_teacher, embeddings, DATA + ",seed=1", SIZE) != key
+    assert cache_key(trained_teacher, embeddings, DATA, (48, 64)) != key
+    assert cache_key(trained_teacher, embeddings, DATA, SIZE) == key
+
+
+def test_augmented_views_crop_the_cached_map_like_the_image(trained_teacher, loaded):
+    """A cached map that encodes its own coordinates comes back cropped and flipped like the sample."""
+    data = create_dataset(DATA, "train")
+    height, width = 8, 12
+    rows = torch.arange(height, dtype=torch.float32)[:, None].expand(height, width)
+    cols = torch.arange(width, dtype=torch.float32)[None, :].expand(height, width)
+    coordinates = torch.stack([rows, cols]).expand(len(data), 2, height, width).contiguous()
+    views = CachedTeacherViews(PairedViews(data, teacher_size=SIZE, student_size=SIZE, train=True, seed=3), coordinates)
+    for index in range(6):
+        item = views[index]
+        expected = apply_geometry(coordinates[index], item["params"], (height, width))
+        assert torch.equal(item["teacher_logits"], expected)
+        if bool(item["params"]["flip"]):
+            # flipped: columns decrease from left to right
+            assert item["teacher_logits"][1, 0, 0] > item["teacher_logits"][1, 0, -1]
+
+
+def test_cached_and_live_kd_runs_both_train(runner, trained_teacher, tmp_path):
+    from cli.distill_cli import distill
+    from tests.distill.test_training import run_args
+
+    for name, cache in (("cached", "true"), ("live", "false")):
+        args = run_args(tmp_path / name, trained_teacher, kd="kl", steps=4, extra=["--set", f"teacher_cache={cache}"])
+        result = runner.invoke(distill, args)
+        assert result.exit_code == 0, result.output
+    cached = json.loads((tmp_path / "cached" / "metrics.json").read_text())
+    live = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    # same teacher, same student init and batches; only the teacher outputs' source differs
+    assert cached["teacher"]["miou"] == live["teacher"]["miou"]
+    assert 0 <= cached["miou"] <= 1 and 0 <= live["miou"] <= 1
