@@ -249,7 +249,9 @@ def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
     from distill.configuration import load_config
     from distill.demo import DEMO_SETTINGS
 
-    base = {**DEMO_SETTINGS, "out": out, "seeds": seeds}
+    base = {**DEMO_SETTINGS, "out": out}
+    if seeds is not None:
+        base["seeds"] = seeds
     config = load_config(CompareConfig, None, list(overrides), base)
     table = run_compare(config, log=lambda message: click.echo(message, err=True))
     click.echo(markdown_table(table), nl=False)

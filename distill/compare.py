@@ -208,18 +208,18 @@ class ProgressView:
         self.start = time.time()
         self.seconds: dict[str, list[float]] = {"teacher": [], "student": []}
 
-    def estimate_left(self, remaining: list[Cell]) -> float | None:
-        every = self.seconds["teacher"] + self.seconds["student"]
-        if not every:
-            return None
-        fallback = statistics.mean(every)
-        return sum(
-            statistics.mean(self.seconds[c.kind]) if self.seconds[c.kind] else fallback for c in remaining if not c.done
-        )
+    def estimate_left(self, remaining: list[Cell]) -> str:
+        """``about 5m30s left`` from the mean time of each kind of cell so far ('' before any)."""
+        todo = [cell for cell in remaining if not cell.done]
+        timed = sum(statistics.mean(self.seconds[c.kind]) for c in todo if self.seconds[c.kind])
+        untimed = {kind: sum(c.kind == kind for c in todo) for kind in ("teacher", "student") if not self.seconds[kind]}
+        if not any(self.seconds.values()):
+            return ""
+        unknown = ", ".join(f"{count} {kind} cells not yet timed" for kind, count in untimed.items() if count)
+        return f", about {_duration(timed)} left" + (f" + {unknown}" if unknown else "")
 
     def starting(self, number: int, cell: Cell) -> None:
-        left = self.estimate_left(self.cells[number - 1 :])
-        eta = f", about {_duration(left)} left" if left is not None else ""
+        eta = self.estimate_left(self.cells[number - 1 :])
         self.log(f"[{number}/{len(self.cells)}] {cell.label} ({_duration(time.time() - self.start)} elapsed{eta})")
 
     def finished(self, cell: Cell, seconds: float) -> None:

@@ -20,9 +20,9 @@ DEMO_SETTINGS: dict[str, Any] = {
     "seeds": 2,
     "teacher": {
         "image_size": (72, 96),
-        "steps": 120,
+        "steps": 100,
         "pretrain_denoiser": 30,
-        "eval_every": 120,
+        "eval_every": 100,
         "lr": 2e-3,
         "model": {"conditioning": "pooled"},
     },

@@ -177,4 +177,40 @@ def test_demo_runs_the_whole_comparison(runner, tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "demo" / "results.csv")
     assert list(table["style"]) == ["label", "sentence", "bag_of_words", "orthogonal", "(no KD)"]
-    assert "| orthogonal | kl |" in result.stdout
+    assert list(table["seeds"]) == [1] * 5
+
+
+def test_demo_command_uses_the_documented_settings(runner, tmp_path, monkeypatch):
+    """Without options the demo runs DEMO_SETTINGS (2 seeds), not CompareConfig's defaults."""
+    import distill.compare as compare
+    from distill.demo import DEMO_SETTINGS
+
+    seen = []
+
+    def capture(config, log=None):
+        seen.append(config)
+        return pd.DataFrame(
+            [
+                {
+                    "style": "label",
+                    "kd": "kl",
+                    "max_cos": 0.5,
+                    "mean_cos": 0.3,
+                    "teacher_miou": 0.4,
+                    "student_miou": 0.3,
+                    "student_std": 0.0,
+                    "gain_over_no_kd": 0.0,
+                    "seeds": 2,
+                    "student_mious": [0.3, 0.3],
+                    "teacher_seconds": 1.0,
+                    "student_seconds": 1.0,
+                }
+            ]
+        )
+
+    monkeypatch.setattr(compare, "run_compare", capture)
+    result = runner.invoke(promptkit, ["demo", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    assert config.seeds == DEMO_SETTINGS["seeds"] == 2
+    assert config.teacher["model"] == {"conditioning": "pooled"} and config.run["student_size"] == (48, 64)
