@@ -140,3 +140,17 @@ def trained_teacher(tmp_path_factory):
     result = CliRunner().invoke(distill, args)
     assert result.exit_code == 0, result.output
     return out
+
+
+def kill_after_checkpoint(monkeypatch, step: int) -> None:
+    """Make `distill run` die (KeyboardInterrupt) right after writing its checkpoint at ``step``."""
+    import distill.student_training as training
+
+    original = training._save_checkpoint
+
+    def save_then_die(accelerator, out, state):
+        original(accelerator, out, state)
+        if state["step"] == step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save_checkpoint", save_then_die)

@@ -10,7 +10,7 @@ import pytest
 
 from cli.distill_cli import distill
 from cli.promptkit_cli import promptkit
-from tests.distill.conftest import DATA
+from tests.distill.conftest import DATA, kill_after_checkpoint
 
 TINY = [
     "--set",
@@ -92,7 +92,6 @@ def test_table_numbers_are_read_from_the_run_folders(finished):
 def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, tmp_path, monkeypatch):
     import shutil
 
-    import distill.student_training as training
     import distill.teacher_training as teacher_training
 
     out = tmp_path / "again"
@@ -100,22 +99,15 @@ def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, t
     killed = out / "students" / "orthogonal" / "kl" / "seed1"
     shutil.rmtree(killed)
     (out / "results.md").unlink()
-    original = training._save_checkpoint
-
-    def killed_at_step_4(accelerator, folder, state):
-        original(accelerator, folder, state)
-        if state["step"] == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "_save_checkpoint", killed_at_step_4)
-    first = runner.invoke(distill, compare_args(out))
+    with monkeypatch.context() as patch:
+        kill_after_checkpoint(patch, 4)
+        first = runner.invoke(distill, compare_args(out))
     assert first.exit_code != 0 and not (killed / "metrics.json").exists()
     assert json.loads((killed / "checkpoints" / "last" / "state.json").read_text())["step"] == 4
 
     def no_teacher_training(config):
         raise AssertionError(f"finished teacher {config.out} trained again")
 
-    monkeypatch.setattr(training, "_save_checkpoint", original)
     monkeypatch.setattr(teacher_training, "train_teacher", no_teacher_training)
     second = runner.invoke(distill, compare_args(out))
     assert second.exit_code == 0, second.output

@@ -11,7 +11,7 @@ from cli.distill_cli import distill
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.resources import prompts_dir
 from teacher import load_teacher
-from tests.distill.conftest import DATA
+from tests.distill.conftest import DATA, kill_after_checkpoint
 
 
 def test_teacher_folder_holds_everything_a_run_needs(trained_teacher):
@@ -110,19 +110,10 @@ def test_student_run_folder_and_same_seed_same_numbers(runner, trained_teacher, 
 def test_resume_after_a_kill_ends_with_the_same_metrics(runner, tmp_path, monkeypatch):
     whole = runner.invoke(distill, run_args(tmp_path / "whole"))
     assert whole.exit_code == 0, whole.output
-    import distill.student_training as training
-
-    original = training._save_checkpoint
-
-    def killed_after_step_8(accelerator, out, state):
-        original(accelerator, out, state)
-        if state["step"] == 8:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "_save_checkpoint", killed_after_step_8)
-    killed = runner.invoke(distill, run_args(tmp_path / "killed"))
+    with monkeypatch.context() as patch:
+        kill_after_checkpoint(patch, 8)
+        killed = runner.invoke(distill, run_args(tmp_path / "killed"))
     assert killed.exit_code != 0 and not (tmp_path / "killed" / "metrics.json").exists()
-    monkeypatch.setattr(training, "_save_checkpoint", original)
     resumed = runner.invoke(distill, [*run_args(tmp_path / "killed"), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
