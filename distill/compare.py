@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from distill.configuration import config_to_yaml
 from prompt_kit.errors import PromptKitError
-from prompt_kit.files import atomic_write_bytes, atomic_write_text
+from prompt_kit.files import atomic_write_text
+from prompt_kit.score_report import save_figure_png
 from prompt_kit.styles import STYLES
 from prompt_kit.yaml_files import describe_validation_error
 
@@ -93,7 +94,7 @@ class Cell:
     style: str | None
     kd: str
     seed: int
-    config: Any = field(repr=False, default=None)
+    config: Any = field(repr=False)
 
     @property
     def done(self) -> bool:
@@ -150,8 +151,17 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
                     "encoder": config.encoder,
                 }
             )
-            cells.append(Cell("teacher", f"teacher {style}", Path(teacher_config.out), style, "", teacher_config.seed))
-            cells[-1].config = teacher_config
+            cells.append(
+                Cell(
+                    "teacher",
+                    f"teacher {style}",
+                    Path(teacher_config.out),
+                    style,
+                    "",
+                    teacher_config.seed,
+                    teacher_config,
+                )
+            )
         students = [(style, kd) for style in config.styles for kd in config.kd]
         if config.baseline:
             students.append((None, "none"))
@@ -181,15 +191,11 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
 
 def _check_before_training(cells: list[Cell]) -> None:
     """Fail on a bad student name or KD spec now, not after an hour of teachers."""
-    from distill.student_training import kd_terms
-    from student import list_students
+    from distill.student_training import kd_terms, require_student
 
     for cell in cells:
         if cell.kind == "student":
-            if cell.config.student not in list_students():
-                raise PromptKitError(
-                    f"unknown student {cell.config.student!r}: choose one of {', '.join(list_students())}"
-                )
+            require_student(cell.config.student)
             kd_terms(cell.config)
 
 
@@ -268,8 +274,9 @@ def _style_scores(teacher_dir: Path) -> dict[str, float]:
 
 
 def _student_stats(cells: list[Cell]) -> tuple[float, float, list[float], float]:
-    values = [cell.metrics()["miou"] for cell in cells]
-    seconds = [cell.metrics().get("train_seconds", math.nan) for cell in cells]
+    metrics = [cell.metrics() for cell in cells]
+    values = [m["miou"] for m in metrics]
+    seconds = [m.get("train_seconds", math.nan) for m in metrics]
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return statistics.mean(values), std, values, statistics.mean(seconds)
 
@@ -278,7 +285,8 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
     """One row per (style, KD spec) plus the no-KD row; numbers read back from the run folders."""
     students = [cell for cell in cells if cell.kind == "student"]
     baseline = [cell for cell in students if cell.style is None]
-    base_mean = _student_stats(baseline)[0] if baseline else math.nan
+    base_stats = _student_stats(baseline) if baseline else None
+    base_mean = base_stats[0] if base_stats else math.nan
     rows = []
     for style in config.styles:
         teacher_dir = Path(config.out) / "teachers" / style
@@ -302,8 +310,8 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
                     "student_seconds": seconds,
                 }
             )
-    if baseline:
-        mean, std, values, seconds = _student_stats(baseline)
+    if base_stats:
+        mean, std, values, seconds = base_stats
         rows.append(
             {
                 "style": "(no KD)",
@@ -374,18 +382,6 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _save_figure(figure, path: Path) -> Path:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
 def student_chart(table: pd.DataFrame, path: Path) -> Path:
     """Student mIoU per style (error bars: std over seeds), the teacher's beside it, no-KD as a band."""
     import matplotlib
@@ -416,7 +412,7 @@ def student_chart(table: pd.DataFrame, path: Path) -> Path:
     axes.set_ylabel("val mIoU")
     axes.set_title("Teacher and distilled student per prompt style")
     axes.legend(loc="lower right", fontsize=8)
-    return _save_figure(figure, path)
+    return save_figure_png(figure, path, dpi=120)
 
 
 def orthogonality_chart(table: pd.DataFrame, path: Path) -> Path:
@@ -434,7 +430,7 @@ def orthogonality_chart(table: pd.DataFrame, path: Path) -> Path:
     axes.set_xlabel("max off-diagonal cosine of the class embeddings (lower: more orthogonal)")
     axes.set_ylabel("teacher val mIoU")
     axes.set_title("Orthogonality against teacher quality")
-    return _save_figure(figure, path)
+    return save_figure_png(figure, path, dpi=120)
 
 
 __all__ = ["CompareConfig", "markdown_table", "plan_cells", "results_table", "run_compare", "write_results"]

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill.compare import CompareConfig
-
 DEMO_SETTINGS: dict[str, Any] = {
     "data": "synthetic:size=96x128",
     "student": "tiny",
@@ -30,9 +28,4 @@ DEMO_SETTINGS: dict[str, Any] = {
 }
 
 
-def demo_config(out: str = "runs/demo", overrides: dict[str, Any] | None = None) -> CompareConfig:
-    """The demo's ``CompareConfig`` writing to ``out``; ``overrides`` replace top-level fields."""
-    return CompareConfig.model_validate({**DEMO_SETTINGS, "out": out, **(overrides or {})})
-
-
-__all__ = ["DEMO_SETTINGS", "demo_config"]
+__all__ = ["DEMO_SETTINGS"]

@@ -58,7 +58,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
 
 
 def _evaluate_teacher_folder(folder: Path, data: str | None, split: str, accelerator) -> dict[str, Any]:
-    from distill.teacher_training import _to_device, evaluate_teacher
+    from distill.teacher_training import TeacherTrainingConfig, _to_device, evaluate_teacher
     from prompt_kit.class_embeddings import ClassEmbeddings
     from teacher import load_teacher
 
@@ -69,7 +69,7 @@ def _evaluate_teacher_folder(folder: Path, data: str | None, split: str, acceler
     if embeddings.class_names != dataset.taxonomy.class_names:
         raise PromptKitError(f"the teacher in {folder} predicts other classes than {spec}: use data of its taxonomy")
     model = load_teacher(folder).to(accelerator.device)
-    size = tuple(trained.get("image_size", (96, 128)))
+    size = tuple(trained.get("image_size", TeacherTrainingConfig.model_fields["image_size"].default))
     limit = trained.get("val_images")  # the same images as the folder's own metrics.json
     metrics = evaluate_teacher(model, _to_device(embeddings, accelerator.device), dataset, size, accelerator, limit)
     return {**metrics, "model": "teacher", "data": spec, "split": split, "size": list(size)}

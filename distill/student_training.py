@@ -98,6 +98,12 @@ def kd_terms(config: RunConfig) -> list[tuple[str, float, torch.nn.Module]]:
     return terms
 
 
+def require_student(name: str) -> None:
+    """A one-line error listing the registered students when ``name`` is not one of them."""
+    if name not in list_students():
+        raise PromptKitError(f"unknown student {name!r}: choose one of {', '.join(list_students())}")
+
+
 def _accepted(name: str, params: dict[str, Any]) -> dict[str, Any]:
     from distill.losses import loss_parameters
 
@@ -137,8 +143,7 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     """Train, evaluate and write the run folder; returns metrics.json's content."""
     start_time = time.time()
     out = Path(config.out)
-    if config.student not in list_students():
-        raise PromptKitError(f"unknown student {config.student!r}: choose one of {', '.join(list_students())}")
+    require_student(config.student)
     terms = kd_terms(config)
     if terms and not config.teacher:
         raise PromptKitError(f"--kd {config.kd} needs a teacher: pass --teacher DIR (or --kd none)")

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from distill.datasets import PairedViews
 from distill.datasets.paired_views import apply_geometry
 from prompt_kit.class_embeddings import ClassEmbeddings
+from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes
 
 CACHE_FOLDER = "output_cache"
@@ -74,7 +75,7 @@ def cached_teacher_logits(
             atomic_write_bytes(path, safetensors_save({"logits": logits}, metadata=metadata))
         logits = load_file(str(path))["logits"]
     if logits.shape[0] != len(dataset):
-        raise RuntimeError(f"{path} holds {logits.shape[0]} images but the data has {len(dataset)}: delete it")
+        raise PromptKitError(f"{path} holds {logits.shape[0]} images but the data has {len(dataset)}: delete it")
     return logits
 
 

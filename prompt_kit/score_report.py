@@ -114,12 +114,17 @@ def _pairs_text(results: list[SetScores]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _save_figure(figure, path: Path) -> None:
+def save_figure_png(figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure as PNG atomically, then close it."""
     import io
 
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
 
 
 def heatmap_png(result: SetScores, path: str | Path) -> Path:
@@ -149,8 +154,7 @@ def heatmap_png(result: SetScores, path: str | Path) -> Path:
     )
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="cosine")
     path = Path(path)
-    _save_figure(figure, path)
-    plt.close(figure)
+    save_figure_png(figure, path)
     return path
 
 
@@ -175,8 +179,7 @@ def comparison_png(results: list[SetScores], path: str | Path) -> Path:
     axis.axhline(0, color="grey", linewidth=0.5)
     axis.legend(fontsize=8)
     path = Path(path)
-    _save_figure(figure, path)
-    plt.close(figure)
+    save_figure_png(figure, path)
     return path
 
 
