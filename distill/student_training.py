@@ -23,10 +23,9 @@ from tqdm.auto import tqdm
 
 from distill.configuration import config_to_yaml
 from distill.datasets import PairedViews, create_dataset
-from distill.evaluation import ConfusionMatrix
 from distill.losses import create_loss, parse_kd_spec
-from distill.panels import save_panel
 from distill.provenance import provenance
+from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
 from distill.step_sampling import EpochAddressed, StepBatchSampler
 from distill.teacher_training import _tensorboard, _to_device, make_accelerator, poly_schedule
 from prompt_kit.class_embeddings import ClassEmbeddings
@@ -185,8 +184,13 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", config_to_yaml(config))
 
+    live_teacher = bool(terms) and (not config.teacher_cache or any(name == "cirkd" for name, _, _ in terms))
     views = PairedViews(
-        train_data, teacher_size=teacher_size, student_size=config.student_size, train=config.augment, seed=config.seed
+        train_data,
+        teacher_size=teacher_size if live_teacher else None,
+        student_size=config.student_size,
+        train=config.augment,
+        seed=config.seed,
     )
     sampler = StepBatchSampler(
         len(views),
@@ -197,7 +201,6 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
     )
-    live_teacher = bool(terms) and (not config.teacher_cache or any(name == "cirkd" for name, _, _ in terms))
     if terms and not live_teacher:
         from distill.teacher_outputs import CachedTeacherViews, cached_teacher_logits
 
@@ -308,41 +311,23 @@ def evaluate_student(
     teacher_size=None,
 ) -> dict[str, Any]:
     """Student (and optionally teacher) metrics on the same val images; panels on request."""
-    taxonomy = dataset.taxonomy
-    size = teacher_size or config.student_size
-    views = PairedViews(dataset, teacher_size=size, student_size=config.student_size, train=False)
-    count = len(views) if config.val_images is None else min(config.val_images, len(views))
-    # every rank evaluates everything: val sets are small, and identical numbers on all ranks are simpler
-    loader = DataLoader(torch.utils.data.Subset(views, range(count)), batch_size=8)
-    student_matrix = ConfusionMatrix(taxonomy.num_classes, taxonomy.ignore_index)
-    teacher_matrix = ConfusionMatrix(taxonomy.num_classes, taxonomy.ignore_index)
     student.eval()
-    saved = 0
-    for batch in loader:
-        labels = batch["student_label"].to(accelerator.device)
-        with accelerator.autocast():
-            logits = student(normalize_images(batch["student_image"].to(accelerator.device)))
-        prediction = logits.float().argmax(1)
-        student_matrix.update(prediction, labels)
-        teacher_prediction = None
-        if teacher is not None:
-            with accelerator.autocast():
-                teacher_logits = teacher(batch["teacher_image"].to(accelerator.device), embeddings)
-            teacher_logits = F.interpolate(
-                teacher_logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False
-            )
-            teacher_prediction = teacher_logits.argmax(1)
-            teacher_matrix.update(teacher_prediction, labels)
-        if panels_to is not None and saved < config.panels:
-            for i in range(min(config.panels - saved, len(labels))):
-                maps = (
-                    [labels[i]] + ([teacher_prediction[i]] if teacher_prediction is not None else []) + [prediction[i]]
-                )
-                save_panel(panels_to / f"panel_{saved}.png", batch["student_image"][i], maps, taxonomy)
-                saved += 1
-    metrics = student_matrix.metrics_dict(taxonomy.class_names)
+    segmenters = [Segmenter("student", "student", lambda images: student(normalize_images(images)))]
     if teacher is not None:
-        metrics["teacher"] = teacher_matrix.metrics_dict(taxonomy.class_names)
+        segmenters.insert(0, Segmenter("teacher", "teacher", lambda images: teacher(images, embeddings)))
+    evaluated = evaluate_segmenters(
+        segmenters,
+        dataset,
+        config.student_size,
+        accelerator,
+        teacher_size=teacher_size or config.student_size,
+        limit=config.val_images,
+        panels=config.panels,
+        panels_to=panels_to,
+    )
+    metrics = evaluated["student"]
+    if teacher is not None:
+        metrics["teacher"] = evaluated["teacher"]
     return metrics
 
 
@@ -378,7 +363,6 @@ def _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teac
         "teacher_size": list(teacher_size),
     }
     if accelerator.is_main_process:
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         prompt_hash = embeddings.prompt_set_hash if embeddings is not None else None
         record = provenance(
             stage="student",
@@ -397,4 +381,6 @@ def _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teac
             config=config.model_dump(mode="json"),
         )
         atomic_write_text(out / "provenance.json", json.dumps(record, indent=2) + "\n")
+        # metrics.json last: its presence is what marks the folder finished (compare skips such cells)
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

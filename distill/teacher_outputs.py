@@ -51,7 +51,7 @@ def compute_teacher_logits(
     teacher, embeddings: ClassEmbeddings, dataset, size: tuple[int, int], accelerator, batch_size: int = 8
 ) -> torch.Tensor:
     """Logits ``[N, C, h, w]`` (float16, CPU) of every whole image of ``dataset`` resized to ``size``."""
-    views = PairedViews(dataset, teacher_size=size, student_size=size, train=False)
+    views = PairedViews(dataset, teacher_size=size, student_size=None, train=False)
     loader = DataLoader(views, batch_size=batch_size)
     teacher.eval()
     outputs = []

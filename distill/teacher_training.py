@@ -23,9 +23,8 @@ from tqdm.auto import tqdm
 
 from distill.configuration import config_to_yaml
 from distill.datasets import PairedViews, create_dataset
-from distill.evaluation import ConfusionMatrix
-from distill.panels import save_panel
 from distill.provenance import provenance
+from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.embedding_cache import EmbeddingCache
 from prompt_kit.encoders import create_encoder, encode_prompt_set
@@ -135,26 +134,12 @@ def pretrain_denoiser(teacher, embeddings, batches, steps: int, lr: float, accel
 @torch.no_grad()
 def evaluate_teacher(teacher, embeddings, dataset, image_size, accelerator, limit=None, panels=0, out=None):
     """mIoU, per-class IoU and pixel accuracy on ``dataset`` at ``image_size`` (labels resized nearest)."""
-    taxonomy = dataset.taxonomy
-    views = PairedViews(dataset, teacher_size=image_size, student_size=image_size, train=False)
-    count = len(views) if limit is None else min(limit, len(views))
-    loader = DataLoader(torch.utils.data.Subset(views, range(count)), batch_size=8)
-    matrix = ConfusionMatrix(taxonomy.num_classes, taxonomy.ignore_index)
     teacher.eval()
-    saved = 0
-    for batch in loader:
-        images = batch["teacher_image"].to(accelerator.device)
-        labels = batch["teacher_label"].to(accelerator.device)
-        with accelerator.autocast():
-            logits = teacher(images, embeddings)
-        logits = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        prediction = logits.argmax(1)
-        matrix.update(prediction, labels)
-        if out is not None and saved < panels:
-            for i in range(min(panels - saved, len(images))):
-                save_panel(Path(out) / f"panel_{saved}.png", images[i], [labels[i], prediction[i]], taxonomy)
-                saved += 1
-    return matrix.metrics_dict(taxonomy.class_names)
+    segmenter = Segmenter("teacher", "teacher", lambda images: teacher(images, embeddings))
+    evaluated = evaluate_segmenters(
+        [segmenter], dataset, image_size, accelerator, image_size, limit=limit, panels=panels, panels_to=out
+    )
+    return evaluated["teacher"]
 
 
 def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
@@ -187,7 +172,7 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
     views = PairedViews(
         train_data,
         teacher_size=config.image_size,
-        student_size=config.image_size,
+        student_size=None,
         train=config.augment,
         seed=config.seed,
     )
@@ -275,7 +260,6 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
         "image_size": list(config.image_size),
     }
     if accelerator.is_main_process:
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         record = provenance(
             stage="teacher",
             seed=config.seed,
@@ -289,6 +273,8 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
             config=config.model_dump(mode="json"),
         )
         atomic_write_text(out / "provenance.json", json.dumps(record, indent=2) + "\n")
+        # metrics.json last: its presence is what marks the folder finished (compare skips such cells)
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if writer is not None:
         writer.close()
     accelerator.end_training()

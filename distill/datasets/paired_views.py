@@ -37,7 +37,9 @@ class PairedViews(Dataset):
     """Wraps a ``SegmentationDataset``; each item is a dict of teacher and student views.
 
     Items: ``teacher_image`` ``[3, *teacher_size]``, ``teacher_label`` ``[*teacher_size]``, the
-    same for ``student_*``, ``params`` (see ``sample_params``) and ``index``. Deterministic for
+    same for ``student_*``, ``params`` (see ``sample_params``) and ``index``. A size of None leaves
+    that role's view out (a student trained from cached teacher outputs, or alone, never reads a
+    teacher-size view; resampling one per sample would be wasted work). Deterministic for
     (seed, epoch, index); call ``set_epoch`` before each epoch's iteration starts (a DataLoader
     with ``persistent_workers=True`` keeps its own copies and would not see it).
     """
@@ -45,24 +47,26 @@ class PairedViews(Dataset):
     def __init__(
         self,
         dataset: SegmentationDataset,
-        teacher_size: Size,
-        student_size: Size,
+        teacher_size: Size | None,
+        student_size: Size | None,
         train: bool = True,
         seed: int = 0,
         scale_range: tuple[float, float] = (0.75, 1.5),
         flip: bool = True,
         color_jitter: float = 0.2,
     ) -> None:
+        if teacher_size is None and student_size is None:
+            raise ValueError("PairedViews needs a teacher_size, a student_size or both")
         for name, size in (("teacher_size", teacher_size), ("student_size", student_size)):
-            if len(size) != 2 or min(size) < 1:
+            if size is not None and (len(size) != 2 or min(size) < 1):
                 raise ValueError(f"{name} must be (height, width) with positive sides, got {size}")
         if not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
         if not 0 <= color_jitter < 1:
             raise ValueError(f"color_jitter must be in [0, 1), got {color_jitter}")
         self.dataset = dataset
-        self.teacher_size = (int(teacher_size[0]), int(teacher_size[1]))
-        self.student_size = (int(student_size[0]), int(student_size[1]))
+        self.teacher_size = _size_or_none(teacher_size)
+        self.student_size = _size_or_none(student_size)
         self.train = train
         self.seed = seed
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
@@ -113,12 +117,18 @@ class PairedViews(Dataset):
         ignore = self.dataset.ignore_index
         item: dict[str, Any] = {}
         for role, size in (("teacher", self.teacher_size), ("student", self.student_size)):
+            if size is None:
+                continue
             view = apply_geometry(image, params, size, InterpolationMode.BILINEAR, fill=0.0)
             item[f"{role}_image"] = apply_jitter(view, params)
             item[f"{role}_label"] = apply_geometry(label, params, size, InterpolationMode.NEAREST_EXACT, fill=ignore)
         item["params"] = params
         item["index"] = index
         return item
+
+
+def _size_or_none(size: Size | None) -> Size | None:
+    return None if size is None else (int(size[0]), int(size[1]))
 
 
 def apply_geometry(

@@ -414,3 +414,15 @@ def test_apply_geometry_on_a_coarser_map_follows_the_crop_exactly():
     assert torch.allclose(out[0, 4], expected.flip(0), atol=1e-6)
     with pytest.raises(ValueError, match="resample labels at the source"):
         apply_geometry(coarse.long(), params, (8, 12), InterpolationMode.NEAREST_EXACT)
+
+
+def test_a_view_left_out_is_not_drawn_and_the_other_is_unchanged(scenes):
+    both = PairedViews(scenes, teacher_size=(24, 32), student_size=(12, 16), seed=6)[3]
+    student_only = PairedViews(scenes, teacher_size=None, student_size=(12, 16), seed=6)[3]
+    teacher_only = PairedViews(scenes, teacher_size=(24, 32), student_size=None, seed=6)[3]
+    assert "teacher_image" not in student_only and "teacher_label" not in student_only
+    assert "student_image" not in teacher_only
+    assert torch.equal(student_only["student_image"], both["student_image"])
+    assert torch.equal(teacher_only["teacher_label"], both["teacher_label"])
+    with pytest.raises(ValueError, match="teacher_size, a student_size or both"):
+        PairedViews(scenes, teacher_size=None, student_size=None)
