@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from distill.configuration import config_to_yaml
 from distill.datasets import PairedViews, create_dataset
-from distill.losses import create_loss, parse_kd_spec
+from distill.losses import create_loss, kd_pixel_mask, parse_kd_spec
 from distill.provenance import provenance
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
 from distill.step_sampling import EpochAddressed, StepBatchSampler
@@ -48,6 +48,9 @@ class RunConfig(BaseModel):
     kd: str = "kl"
     kd_params: dict[str, Any] = Field(default_factory=dict, description="e.g. {temperature: 2.0}")
     align: Literal["upsample_student", "downsample_teacher"] = "downsample_teacher"
+    kd_pixels: Literal["valid", "teacher_correct"] = Field(
+        default="valid", description="pixels the KD terms compare: every labelled one, or where the teacher is right"
+    )
     ce_weight: float = 1.0
     data: str = "synthetic"
     out: str = "runs/student"
@@ -235,7 +238,8 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
                         )
                 else:
                     teacher_logits = batch["teacher_logits"].to(accelerator.device)
-                valid = labels != ignore_index
+                valid = kd_pixel_mask(labels, teacher_logits, ignore_index, config.kd_pixels)
+                logged["kd_pixel_fraction"] = valid.float().mean().item()
                 for name, weight, term in terms:
                     if name == "cirkd":
                         value = term(features["decoder"].float(), teacher_features["decoder"].float(), valid)

@@ -15,12 +15,14 @@ from distill.losses.dist import DIST
 from distill.losses.kl import KLDivergence
 from distill.losses.mse import LogitMSE
 from distill.losses.none import NoDistillation
+from distill.losses.pixel_selection import KD_PIXELS, kd_pixel_mask
 from distill.losses.registry import LOSSES, create_loss, list_losses, loss_parameters, parse_kd_spec
 from distill.losses.weighted_sum import WeightedSum
 
 __all__ = [
     "ALIGN_MODES",
     "DIST",
+    "KD_PIXELS",
     "LOSSES",
     "ChannelWiseDivergence",
     "CrossImagePixelPairs",
@@ -31,6 +33,7 @@ __all__ = [
     "align_logits",
     "align_maps",
     "create_loss",
+    "kd_pixel_mask",
     "list_losses",
     "loss_parameters",
     "parse_kd_spec",

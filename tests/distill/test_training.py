@@ -177,3 +177,17 @@ def test_every_kd_loss_trains_through_distill_run(runner, trained_teacher, tmp_p
     result = runner.invoke(distill, run_args(tmp_path / "r", trained_teacher, kd=kd, steps=2))
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["miou"] >= 0
+
+
+def test_kd_on_teacher_correct_pixels_only_changes_what_is_learned(runner, trained_teacher, tmp_path):
+    from safetensors.torch import load_file
+
+    weights = {}
+    for pixels in ("valid", "teacher_correct"):
+        out = tmp_path / pixels
+        args = run_args(out, trained_teacher, kd="kl", steps=3, extra=("--set", f"kd_pixels={pixels}"))
+        result = runner.invoke(distill, args)
+        assert result.exit_code == 0, result.output
+        assert f"kd_pixels: {pixels}" in (out / "config.yaml").read_text()
+        weights[pixels] = load_file(str(out / "checkpoints" / "best" / "model.safetensors"))
+    assert any(not torch.equal(weights["valid"][k], weights["teacher_correct"][k]) for k in weights["valid"])
