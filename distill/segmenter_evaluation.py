@@ -60,7 +60,9 @@ def evaluate_segmenters(
     if teacher_size is None and any(s.view == "teacher" for s in segmenters):
         raise ValueError("a segmenter reads the teacher view: pass teacher_size")
     taxonomy = dataset.taxonomy
-    views = PairedViews(dataset, teacher_size=teacher_size, student_size=label_size, train=False)
+    # the teacher view is drawn only when someone reads it at a size other than the labels'
+    separate = any(s.view == "teacher" for s in segmenters) and tuple(teacher_size) != tuple(label_size)
+    views = PairedViews(dataset, teacher_size=teacher_size if separate else None, student_size=label_size, train=False)
     count = len(views) if limit is None else min(limit, len(views))
     loader = DataLoader(Subset(views, range(count)), batch_size=batch_size)
     matrices = {s.name: ConfusionMatrix(taxonomy.num_classes, taxonomy.ignore_index) for s in segmenters}
@@ -70,7 +72,8 @@ def evaluate_segmenters(
         predictions = []
         for segmenter in segmenters:
             with accelerator.autocast():
-                logits = segmenter.predict(batch[f"{segmenter.view}_image"].to(accelerator.device))
+                images = batch["teacher_image" if segmenter.view == "teacher" and separate else "student_image"]
+                logits = segmenter.predict(images.to(accelerator.device))
             logits = logits.float()
             if logits.shape[-2:] != labels.shape[-2:]:
                 logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)

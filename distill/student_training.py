@@ -239,7 +239,7 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
                 else:
                     teacher_logits = batch["teacher_logits"].to(accelerator.device)
                 valid = kd_pixel_mask(labels, teacher_logits, ignore_index, config.kd_pixels)
-                logged["kd_pixel_fraction"] = valid.float().mean().item()
+                logged["kd_pixel_fraction"] = (valid.sum() / (labels != ignore_index).sum().clamp_min(1)).item()
                 for name, weight, term in terms:
                     if name == "cirkd":
                         value = term(features["decoder"].float(), teacher_features["decoder"].float(), valid)
