@@ -50,8 +50,16 @@ class SegmentationDataset(Dataset):
         return f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, samples={len(self)})"
 
 
+MEMO_BYTES = 1536 * 2**20  # decoded samples kept per dataset (see FilePairDataset)
+
+
 class FilePairDataset(SegmentationDataset):
-    """Images and label PNGs paired on disk; raw label values go through a ``LabelMapping``."""
+    """Images and label PNGs paired on disk; raw label values go through a ``LabelMapping``.
+
+    Decoded, checked samples are kept in memory (uint8, up to ``MEMO_BYTES`` per dataset; all of
+    CamVid's train split is about 1 GiB): training reads each image dozens of times, and decoding
+    it again each time would cost more than a small student's train step.
+    """
 
     def __init__(
         self,
@@ -68,6 +76,8 @@ class FilePairDataset(SegmentationDataset):
         self.root = Path(root)
         self.files = list(files)
         self.mapping = mapping
+        self._memo: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._memo_bytes = 0
 
     @property
     def context(self) -> str:
@@ -78,16 +88,30 @@ class FilePairDataset(SegmentationDataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = range(len(self.files))[index]  # IndexError out of range, negative indices allowed
+        if index in self._memo:
+            image, label = self._memo[index]
+        else:
+            image, label = self._decode(index)
+            size = image.nbytes + label.nbytes
+            if self._memo_bytes + size <= MEMO_BYTES:
+                self._memo[index] = (image, label)  # shared by later reads: never modified in place
+                self._memo_bytes += size
+        image_tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
+        return image_tensor, torch.from_numpy(label.astype(np.int64))
+
+    def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``index`` read and checked: uint8 image ``[H, W, 3]``, mapped label ``[H, W]`` (smallest dtype)."""
         image_path, label_path = self.files[index]
         try:
-            image = read_image(image_path)
+            image = read_image_array(image_path)
             raw = read_label(label_path)
         except OSError as error:
             raise PromptKitError(f"{self.context}: cannot read sample {index}: {_first_line(error)}") from error
-        if raw.shape != image.shape[1:]:
+        if raw.shape != image.shape[:2]:
             raise PromptKitError(
                 f"{self.context}: {self._show(label_path)} is {_size(raw.shape)} but its image "
-                f"{self._show(image_path)} is {_size(image.shape[1:])}; run validate() to list every such file"
+                f"{self._show(image_path)} is {_size(image.shape[:2])}; run validate() to list every such file"
             )
         bad = self.mapping.invalid_values(raw)
         if bad:
@@ -95,7 +119,10 @@ class FilePairDataset(SegmentationDataset):
                 f"{self.context}: {self._show(label_path)} has values {_values(bad)} outside "
                 f"{self.mapping.description}; run validate() to list every such file"
             )
-        return image, torch.from_numpy(self.mapping(raw))
+        label = self.mapping(raw)
+        if label.size and label.min() >= 0 and label.max() <= 255:
+            label = label.astype(np.uint8)
+        return image, label
 
     def validate(self, max_files: int | None = None) -> None:
         """Check label sizes and values of every pair (or ``max_files`` of them, evenly spaced).
@@ -150,11 +177,10 @@ class FilePairDataset(SegmentationDataset):
         return display_path(path, self.root)
 
 
-def read_image(path: Path) -> torch.Tensor:
-    """An RGB image file as float32 ``[3, H, W]`` in [0, 1] (grey and RGBA files become RGB)."""
+def read_image_array(path: Path) -> np.ndarray:
+    """An RGB image file as uint8 ``[H, W, 3]`` (grey and RGBA files become RGB)."""
     with Image.open(path) as image:
-        array = np.array(image.convert("RGB"))
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
+        return np.array(image.convert("RGB"))
 
 
 def read_label(path: Path) -> np.ndarray:

@@ -76,6 +76,31 @@ def test_camvid_reads_images_and_labels_as_stored(camvid_root):
     assert len(create_dataset(f"camvid:{camvid_root}", "val")) == 2
 
 
+def test_decoded_samples_are_kept_and_read_again_unchanged(camvid_root, tmp_path, monkeypatch):
+    import distill.datasets.segmentation_dataset as module
+
+    dataset = create_dataset(f"camvid:{camvid_root}", "train")
+    first = dataset[1]
+    monkeypatch.setattr(module, "MEMO_BYTES", 0)  # nothing kept: this one reads the disk each time
+    uncached = create_dataset(f"camvid:{camvid_root}", "train")
+    assert torch.equal(uncached[1][1], first[1])
+    image_path, label_path = dataset.files[1]
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    image_path.rename(hidden / "image.png")  # a second read must not need the files
+    label_path.rename(hidden / "label.png")
+    try:
+        again = dataset[1]
+        again[0].mul_(0)  # callers may change what they get: the kept copy stays intact
+        assert torch.equal(dataset[1][0], first[0]) and torch.equal(dataset[1][1], first[1])
+        assert first[1].dtype == torch.int64 and dataset[-4][0].shape == first[0].shape
+        with pytest.raises(PromptKitError, match="cannot read sample 1"):
+            uncached[1]
+    finally:
+        (hidden / "image.png").rename(image_path)
+        (hidden / "label.png").rename(label_path)
+
+
 def test_camvid_rejects_an_unknown_split_and_a_foreign_taxonomy(camvid_root):
     with pytest.raises(PromptKitError, match="no split 'training'; choose one of train, val, test"):
         create_dataset(f"camvid:{camvid_root}", "training")
