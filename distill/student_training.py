@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from distill.configuration import config_to_yaml
 from distill.datasets import PairedViews, create_dataset
 from distill.losses import create_loss, kd_pixel_mask, parse_kd_spec
+from distill.losses.pixel_selection import KdPixels
 from distill.provenance import provenance
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
 from distill.step_sampling import EpochAddressed, StepBatchSampler
@@ -48,7 +49,7 @@ class RunConfig(BaseModel):
     kd: str = "kl"
     kd_params: dict[str, Any] = Field(default_factory=dict, description="e.g. {temperature: 2.0}")
     align: Literal["upsample_student", "downsample_teacher"] = "downsample_teacher"
-    kd_pixels: Literal["valid", "teacher_correct"] = Field(
+    kd_pixels: KdPixels = Field(
         default="valid", description="pixels the KD terms compare: every labelled one, or where the teacher is right"
     )
     ce_weight: float = 1.0

@@ -9,10 +9,13 @@ close) and drops its mistakes; ``"valid"`` distils at every labelled pixel, the 
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 
-KD_PIXELS: tuple[str, ...] = ("valid", "teacher_correct")
+KdPixels = Literal["valid", "teacher_correct"]
+KD_PIXELS: tuple[str, ...] = get_args(KdPixels)
 
 
 def kd_pixel_mask(labels: torch.Tensor, teacher_logits: torch.Tensor, ignore_index: int, mode: str) -> torch.Tensor:
@@ -36,4 +39,4 @@ def kd_pixel_mask(labels: torch.Tensor, teacher_logits: torch.Tensor, ignore_ind
     return valid & (logits.argmax(1) == labels)
 
 
-__all__ = ["KD_PIXELS", "kd_pixel_mask"]
+__all__ = ["KD_PIXELS", "KdPixels", "kd_pixel_mask"]
