@@ -3,8 +3,10 @@
     python benchmarks/bench_students.py [--size 128] [--batch 8] [--warmup 3] [--steps 10] [--threads N]
 
 For each student: random images ``[batch, 3, size, size]`` and labels, a few warm-up steps (oneDNN
-picks its kernels on the first calls), then the median wall time of ``--steps`` steps. Prints
-parameters (millions), milliseconds per step and the cost relative to ``tiny``.
+picks its kernels on the first calls), then the median wall time of ``--steps`` steps, once with
+the default contiguous (NCHW) layout and once with model and images in channels-last (NHWC), the
+layout ``distill run`` uses. Prints parameters (millions), milliseconds per step in each layout,
+their ratio and the cost relative to ``tiny``.
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from student import create_student, list_students
 NUM_CLASSES = 11  # CamVid
 
 
-def train_step_ms(name: str, size: int, batch: int, warmup: int, steps: int) -> tuple[float, float]:
+def train_step_ms(
+    name: str, size: int, batch: int, warmup: int, steps: int, channels_last: bool = False
+) -> tuple[float, float]:
     """Return (parameters in millions, median milliseconds per training step) for one student."""
     torch.manual_seed(0)
     model = create_student(name, NUM_CLASSES).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, size, size, generator=generator)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, NUM_CLASSES, (batch, size, size), generator=generator)
     times = []
     for step in range(warmup + steps):
@@ -55,16 +62,17 @@ def main() -> None:
 
     names = args.students if "tiny" in args.students else ["tiny", *args.students]
     results = {name: train_step_ms(name, args.size, args.batch, args.warmup, args.steps) for name in names}
+    last = {name: train_step_ms(name, args.size, args.batch, args.warmup, args.steps, True)[1] for name in names}
 
     print(
         f"train step (forward + backward + AdamW), {args.size}x{args.size} px, batch {args.batch}, "
         f"CPU, {torch.get_num_threads()} threads, median of {args.steps} after {args.warmup} warm-up"
     )
-    print("| student | params (M) | ms/step | x tiny |")
-    print("|---|---:|---:|---:|")
+    print("| student | params (M) | ms/step NCHW | ms/step channels-last | channels-last / NCHW | x tiny |")
+    print("|---|---:|---:|---:|---:|---:|")
     tiny_ms = results["tiny"][1]
     for name, (params, ms) in sorted(results.items(), key=lambda item: item[1][1]):
-        print(f"| {name} | {params:.2f} | {ms:.0f} | {ms / tiny_ms:.1f} |")
+        print(f"| {name} | {params:.2f} | {ms:.0f} | {last[name]:.0f} | {last[name] / ms:.2f} | {ms / tiny_ms:.1f} |")
 
 
 if __name__ == "__main__":

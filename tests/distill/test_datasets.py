@@ -451,3 +451,20 @@ def test_a_view_left_out_is_not_drawn_and_the_other_is_unchanged(scenes):
     assert torch.equal(teacher_only["teacher_label"], both["teacher_label"])
     with pytest.raises(ValueError, match="teacher_size, a student_size or both"):
         PairedViews(scenes, teacher_size=None, student_size=None)
+
+
+def test_flips_only_views_are_the_whole_image_or_its_mirror():
+    from torchvision.transforms.v2 import functional as TF
+
+    data = create_dataset("synthetic:count=6,size=24x32", "train")
+    flips_only = PairedViews(data, None, (24, 32), train=True, seed=1, scale_range=(1.0, 1.0), color_jitter=0.0)
+    plain = PairedViews(data, None, (24, 32), train=False)
+    flipped = 0
+    for index in range(len(data)):
+        view, whole = flips_only[index], plain[index]
+        if view["params"]["flip"]:
+            flipped += 1
+            whole = {key: TF.horizontal_flip(whole[key]) for key in ("student_image", "student_label")}
+        assert torch.allclose(view["student_image"], whole["student_image"], atol=1e-6)
+        assert torch.equal(view["student_label"], whole["student_label"])
+    assert 0 < flipped < len(data)

@@ -191,3 +191,25 @@ def test_kd_on_teacher_correct_pixels_only_changes_what_is_learned(runner, train
         assert f"kd_pixels: {pixels}" in (out / "config.yaml").read_text()
         weights[pixels] = load_file(str(out / "checkpoints" / "best" / "model.safetensors"))
     assert any(not torch.equal(weights["valid"][k], weights["teacher_correct"][k]) for k in weights["valid"])
+
+
+def test_holdout_run_evaluates_on_held_out_train_images(runner, tmp_path):
+    out = tmp_path / "r"
+    result = runner.invoke(distill, run_args(out, extra=("--set", "holdout=6", "--set", "scale_range=[1,1]")))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_split"] == "train-holdout" and metrics["eval_images"] == 6
+    reference = tmp_path / "val"
+    assert runner.invoke(distill, run_args(reference)).exit_code == 0
+    val = json.loads((reference / "metrics.json").read_text())
+    assert val["eval_split"] == "val" and val["miou"] != metrics["miou"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("scale_range=[2,1]", "0 < low <= high"), ("color_jitter=1.5", "color_jitter"), ("holdout=24", "hold out")],
+)
+def test_bad_augmentation_or_holdout_is_a_one_line_error(runner, tmp_path, setting, message):
+    result = runner.invoke(distill, run_args(tmp_path / "r", steps=2, extra=("--set", setting)))
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
