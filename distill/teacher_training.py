@@ -31,7 +31,7 @@ from prompt_kit.encoders import create_encoder, encode_prompt_set
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.prompt_set import load_prompt_set
-from teacher import DiffusionSegTeacher, TeacherConfig, build_teacher, save_teacher
+from teacher import DiffusionSegTeacher, TeacherConfig, build_teacher, load_teacher, save_teacher
 
 
 class TeacherTrainingConfig(BaseModel):
@@ -61,6 +61,11 @@ class TeacherTrainingConfig(BaseModel):
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     augment: bool = True
     model: dict[str, Any] = Field(default_factory=dict, description="TeacherConfig overrides")
+    init_from: str | None = Field(
+        default=None,
+        description="a teacher folder whose weights training starts from (train longer without starting over; "
+        "its UNet is already a denoiser, so pretrain_denoiser is skipped)",
+    )
 
 
 def make_accelerator(mixed_precision: str) -> Accelerator:
@@ -142,6 +147,20 @@ def evaluate_teacher(teacher, embeddings, dataset, image_size, accelerator, limi
     return evaluated["teacher"]
 
 
+def initial_teacher(folder: str | Path, teacher_config: TeacherConfig) -> DiffusionSegTeacher:
+    """The teacher saved in ``folder``, refused unless its model config is the one this run asks for."""
+    teacher = load_teacher(folder)
+    saved, wanted = teacher.config.model_dump(), teacher_config.model_dump()
+    differences = [key for key in wanted if saved.get(key) != wanted[key]]
+    if differences:
+        key = differences[0]
+        raise PromptKitError(
+            f"init_from {folder}: its teacher has {key}={saved.get(key)!r} but this run asks for {wanted[key]!r} "
+            f"({len(differences)} setting(s) differ); use the same prompts' encoder and --set model.* as that teacher"
+        )
+    return teacher
+
+
 def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
     """Train, evaluate and write the teacher folder; returns the final metrics."""
     start_time = time.time()
@@ -161,7 +180,9 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
         pretrained=config.pretrained,
         **config.model,
     )
-    teacher = build_teacher(teacher_config)
+    teacher = (
+        build_teacher(teacher_config) if not config.init_from else initial_teacher(config.init_from, teacher_config)
+    )
     multiple = teacher.input_multiple
     if any(side % multiple for side in config.image_size):
         raise PromptKitError(f"image_size {list(config.image_size)} must be multiples of {multiple} for this teacher")
@@ -196,7 +217,7 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
     model = accelerator.unwrap_model(teacher)
     device_embeddings = _to_device(embeddings, accelerator.device)
     batches = infinite(loader, views)
-    if config.pretrain_denoiser and not (config.pretrained and teacher_config.freeze_unet):
+    if config.pretrain_denoiser and not config.init_from and not (config.pretrained and teacher_config.freeze_unet):
         pretrain_denoiser(
             model, device_embeddings, batches, config.pretrain_denoiser, config.denoiser_lr, accelerator, log
         )
@@ -238,8 +259,6 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
     if config.steps == 0 and accelerator.is_main_process:
         save_teacher(model, out)
     # the kept (best) weights are what the folder holds: report their numbers and panels
-    from teacher import load_teacher
-
     kept = load_teacher(out).to(accelerator.device)
     final = evaluate_teacher(
         kept,

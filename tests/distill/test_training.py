@@ -213,3 +213,41 @@ def test_bad_augmentation_or_holdout_is_a_one_line_error(runner, tmp_path, setti
     result = runner.invoke(distill, run_args(tmp_path / "r", steps=2, extra=("--set", setting)))
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
+
+
+def _teacher_args(out, extra=()):
+    from tests.distill.conftest import TINY_TEACHER
+
+    prompts = str(prompts_dir() / "camvid" / "label.yaml")
+    base = ["teacher", "--prompts", prompts, "--data", DATA, "--out", str(out), "--size", "32x48"]
+    return [*base, "--batch-size", "4", *TINY_TEACHER, *extra]
+
+
+def test_teacher_training_continues_from_a_trained_teacher(runner, trained_teacher, tmp_path):
+    from safetensors.torch import load_file
+
+    result = runner.invoke(
+        distill, _teacher_args(tmp_path / "t0", ["--steps", "0", "--set", f"init_from={trained_teacher}"])
+    )
+    assert result.exit_code == 0, result.output
+    # no training steps and no denoiser pass: the weights are the trained teacher's, unchanged
+    start = load_file(str(trained_teacher / "teacher.safetensors"))
+    copied = load_file(str(tmp_path / "t0" / "teacher.safetensors"))
+    assert all(torch.equal(start[key], copied[key]) for key in start)
+    first = json.loads((trained_teacher / "metrics.json").read_text())["miou"]
+    assert json.loads((tmp_path / "t0" / "metrics.json").read_text())["miou"] == pytest.approx(first, abs=1e-6)
+    result = runner.invoke(
+        distill, _teacher_args(tmp_path / "t2", ["--steps", "2", "--set", f"init_from={trained_teacher}"])
+    )
+    assert result.exit_code == 0, result.output
+    moved = load_file(str(tmp_path / "t2" / "teacher.safetensors"))
+    assert any(not torch.equal(start[key], moved[key]) for key in start)
+
+
+def test_continuing_a_teacher_of_another_shape_is_refused(runner, trained_teacher, tmp_path):
+    args = _teacher_args(
+        tmp_path / "t", ["--steps", "1", "--set", f"init_from={trained_teacher}", "--set", "model.head_channels=8"]
+    )
+    result = runner.invoke(distill, args)
+    assert result.exit_code == 2, result.output
+    assert "head_channels=16" in result.stderr and "Traceback" not in result.output
