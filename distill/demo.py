@@ -18,9 +18,9 @@ DEMO_SETTINGS: dict[str, Any] = {
     "seeds": 2,
     "teacher": {
         "image_size": (72, 96),
-        "steps": 100,
-        "pretrain_denoiser": 30,
-        "eval_every": 100,
+        "steps": 90,
+        "pretrain_denoiser": 20,
+        "eval_every": 90,
         "lr": 2e-3,
         "model": {"conditioning": "pooled"},
     },
