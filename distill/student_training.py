@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from distill.configuration import config_to_yaml
 from distill.datasets import PairedViews, create_dataset
 from distill.datasets.holdout import holdout_split
+from distill.datasets.paired_views import check_augmentation
 from distill.losses import create_loss, kd_pixel_mask, parse_kd_spec
 from distill.losses.pixel_selection import KdPixels
 from distill.provenance import provenance
@@ -76,7 +77,7 @@ class RunConfig(BaseModel):
     scale_range: tuple[float, float] = Field(
         default=(0.75, 1.5), description="zoom factors drawn per sample; [1, 1] keeps the whole image (flips only)"
     )
-    color_jitter: float = Field(default=0.2, ge=0.0, lt=1.0, description="brightness/contrast/saturation +-")
+    color_jitter: float = Field(default=0.2, description="brightness/contrast/saturation +-, in [0, 1)")
     channels_last: bool = Field(
         default=True,
         description="student weights and images in NHWC: depthwise-conv students train ~15-30% faster on CPU "
@@ -92,11 +93,13 @@ class RunConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check_scale_range(self) -> RunConfig:
-        low, high = self.scale_range
-        if not 0 < low <= high:
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {list(self.scale_range)}")
+    def _check_augmentation(self) -> RunConfig:
+        check_augmentation(self.scale_range, self.color_jitter)  # before any data or model is loaded
         return self
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
 def kd_terms(config: RunConfig) -> list[tuple[str, float, torch.nn.Module]]:
@@ -198,8 +201,7 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         embeddings = _to_device(embeddings, accelerator.device)
     train_data.validate(max_files=64)
     student = create_student(config.student, taxonomy.num_classes, pretrained=config.student_pretrained)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    student = student.to(memory_format=memory_format)
+    student = student.to(memory_format=config.memory_format)
     parameters = [p for p in student.parameters() if p.requires_grad]
     if config.optimizer == "adamw":
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
@@ -241,9 +243,8 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     if terms and not live_teacher:
         from distill.teacher_outputs import CachedTeacherViews, cached_teacher_logits
 
-        data_key = config.data if not config.holdout else f"{config.data} minus holdout={config.holdout}"
         logits = cached_teacher_logits(
-            teacher, embeddings, config.teacher, data_key, train_data, teacher_size, accelerator
+            teacher, embeddings, config.teacher, config.data, train_data, teacher_size, accelerator
         )
         views = CachedTeacherViews(views, logits)
     loader = DataLoader(EpochAddressed(views), batch_sampler=sampler, num_workers=config.num_workers)
@@ -258,7 +259,8 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     step = state["step"]
     for batch in loader:
         student.train()
-        images = normalize_images(batch["student_image"].to(accelerator.device)).contiguous(memory_format=memory_format)
+        images = normalize_images(batch["student_image"].to(accelerator.device))
+        images = images.contiguous(memory_format=config.memory_format)
         labels = batch["student_label"].to(accelerator.device)
         with accelerator.autocast():
             logits, features = student(images, return_features=True)
@@ -375,9 +377,7 @@ def _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teac
 
     best = create_student(config.student, val_data.taxonomy.num_classes)
     best.load_state_dict(load_file(str(out / "checkpoints" / "best" / "model.safetensors")))
-    best = best.to(
-        accelerator.device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format
-    )
+    best = best.to(accelerator.device, memory_format=config.memory_format)
     evaluated = evaluate_student(
         best,
         val_data,

@@ -66,7 +66,13 @@ def compute_teacher_logits(
 def cached_teacher_logits(
     teacher, embeddings: ClassEmbeddings, teacher_dir: str | Path, data: str, dataset, size, accelerator
 ) -> torch.Tensor:
-    """The cached logits of ``dataset`` for this teacher, computed (by the main process) on a miss."""
+    """The cached logits of ``dataset`` for this teacher, computed (by the main process) on a miss.
+
+    A part of the train split (``holdout``) is another set of images: its split name and size
+    join the key (the held-out draw is fixed, so they identify it).
+    """
+    if dataset.split != "train":
+        data = f"{data} {dataset.split} ({len(dataset)} images)"
     path = Path(teacher_dir) / CACHE_FOLDER / f"{cache_key(teacher_dir, embeddings, data, size)}.safetensors"
     with accelerator.main_process_first():
         if not path.is_file() and accelerator.is_main_process:

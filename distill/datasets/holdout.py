@@ -26,7 +26,7 @@ class SubsetDataset(SegmentationDataset):
         self.name = dataset.name
         self.split = split
         self.taxonomy = dataset.taxonomy
-        self.files = [dataset.files[i] for i in self.indices] if getattr(dataset, "files", None) else []
+        self.files = [dataset.files[i] for i in self.indices] if dataset.files else []
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -35,6 +35,7 @@ class SubsetDataset(SegmentationDataset):
         return self.dataset[self.indices[index]]
 
     def validate(self, max_files: int | None = None) -> None:
+        """Checks the whole source dataset: a bad file anywhere in it is worth knowing of."""
         self.dataset.validate(max_files)
 
 

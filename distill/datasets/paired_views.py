@@ -60,10 +60,7 @@ class PairedViews(Dataset):
         for name, size in (("teacher_size", teacher_size), ("student_size", student_size)):
             if size is not None and (len(size) != 2 or min(size) < 1):
                 raise ValueError(f"{name} must be (height, width) with positive sides, got {size}")
-        if not 0 < scale_range[0] <= scale_range[1]:
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
-        if not 0 <= color_jitter < 1:
-            raise ValueError(f"color_jitter must be in [0, 1), got {color_jitter}")
+        check_augmentation(scale_range, color_jitter)
         self.dataset = dataset
         self.teacher_size = _size_or_none(teacher_size)
         self.student_size = _size_or_none(student_size)
@@ -125,6 +122,14 @@ class PairedViews(Dataset):
         item["params"] = params
         item["index"] = index
         return item
+
+
+def check_augmentation(scale_range: tuple[float, float], color_jitter: float) -> None:
+    """Raise ``ValueError`` unless ``0 < low <= high`` and ``0 <= color_jitter < 1``."""
+    if not 0 < scale_range[0] <= scale_range[1]:
+        raise ValueError(f"scale_range must satisfy 0 < low <= high, got {list(scale_range)}")
+    if not 0 <= color_jitter < 1:
+        raise ValueError(f"color_jitter must be in [0, 1), got {color_jitter}")
 
 
 def _size_or_none(size: Size | None) -> Size | None:

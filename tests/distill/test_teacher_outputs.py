@@ -103,3 +103,16 @@ def test_cached_and_live_kd_runs_both_train(runner, trained_teacher, tmp_path):
     # same teacher, same student init and batches; only the teacher outputs' source differs
     assert cached["teacher"]["miou"] == live["teacher"]["miou"]
     assert 0 <= cached["miou"] <= 1 and 0 <= live["miou"] <= 1
+
+
+def test_a_held_out_part_of_train_gets_its_own_cached_logits(trained_teacher, loaded):
+    from distill.datasets.holdout import holdout_split
+
+    teacher, embeddings = loaded
+    data = create_dataset(DATA, "train")
+    accelerator = Accelerator(cpu=True)
+    whole = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, data, SIZE, accelerator)
+    kept, _ = holdout_split(data, 4)
+    part = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, kept, SIZE, accelerator)
+    assert part.shape[0] == len(kept) == len(data) - 4
+    assert torch.allclose(part.float(), whole[kept.indices].float(), atol=1e-2)  # same images, other batches
