@@ -38,7 +38,8 @@ def tiny_unet(config: TeacherConfig) -> UNet2DConditionModel:
         block_out_channels=channels,
         layers_per_block=config.layers_per_block,
         cross_attention_dim=config.embedding_dim,
-        attention_head_dim=config.attention_head_dim,
+        # diffusers reads ``attention_head_dim`` as the number of heads (its issue #2011): pass heads per level
+        attention_head_dim=tuple(max(1, c // config.attention_head_dim) for c in channels),
         only_cross_attention=not config.self_attention,
         norm_num_groups=min(8, min(channels)),
     )

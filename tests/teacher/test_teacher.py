@@ -123,3 +123,12 @@ def test_pretrained_stable_diffusion_folder(tiny_sd_full_folder, tmp_path):
 def test_pretrained_folder_without_a_unet(tmp_path):
     with pytest.raises(PromptKitError, match="not a Stable Diffusion diffusers folder"):
         build_teacher(TeacherConfig(num_classes=3, embedding_dim=8, pretrained=str(tmp_path)))
+
+
+def test_attention_heads_have_the_configured_width():
+    # diffusers reads its `attention_head_dim` argument as a head *count*; the config means channels per head
+    teacher = tiny_teacher(block_out_channels=(16, 32, 64), attention_head_dim=16)
+    attention = [m for m in teacher.unet.modules() if m.__class__.__name__ == "Attention"]
+    assert attention
+    for layer in attention:
+        assert layer.inner_dim // layer.heads == 16, (layer.inner_dim, layer.heads)
