@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from distill.class_weights import ClassWeighting, class_weights
 from distill.configuration import config_to_yaml
 from distill.datasets import PairedViews, create_dataset
 from distill.datasets.holdout import holdout_split
@@ -55,6 +56,9 @@ class RunConfig(BaseModel):
         default="valid", description="pixels the KD terms compare: every labelled one, or where the teacher is right"
     )
     ce_weight: float = 1.0
+    class_weighting: ClassWeighting = Field(
+        default="none", description="cross-entropy class weights from the train labels (distill.class_weights)"
+    )
     data: str = "synthetic"
     out: str = "runs/student"
     steps: int = Field(default=600, ge=1)
@@ -250,6 +254,8 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     loader = DataLoader(EpochAddressed(views), batch_sampler=sampler, num_workers=config.num_workers)
     writer = _tensorboard(out / "tensorboard") if accelerator.is_main_process else None
     ignore_index = taxonomy.ignore_index
+    weights = class_weights(train_data, config.class_weighting)
+    weights = None if weights is None else weights.to(accelerator.device)
     progress = tqdm(
         total=config.steps,
         initial=state["step"],
@@ -264,7 +270,8 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         labels = batch["student_label"].to(accelerator.device)
         with accelerator.autocast():
             logits, features = student(images, return_features=True)
-            loss = config.ce_weight * F.cross_entropy(logits.float(), labels, ignore_index=ignore_index)
+            ce = F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=ignore_index)
+            loss = config.ce_weight * ce
             logged = {"ce": loss.item()}
             if terms:
                 teacher_features = None

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from distill.class_weights import ClassWeighting, class_weights
 from distill.configuration import config_to_yaml
 from distill.datasets import PairedViews, create_dataset
 from distill.provenance import provenance
@@ -60,6 +61,9 @@ class TeacherTrainingConfig(BaseModel):
     num_workers: int = 0
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     augment: bool = True
+    class_weighting: ClassWeighting = Field(
+        default="none", description="cross-entropy class weights from the train labels (distill.class_weights)"
+    )
     model: dict[str, Any] = Field(default_factory=dict, description="TeacherConfig overrides")
     init_from: str | None = Field(
         default=None,
@@ -227,6 +231,8 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
     scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     ignore_index = train_data.taxonomy.ignore_index
+    weights = class_weights(train_data, config.class_weighting)
+    device_weights = None if weights is None else weights.to(accelerator.device)
     best: dict[str, Any] = {"miou": -1.0}
     history = []
     progress = tqdm(range(config.steps), desc="teacher", disable=not accelerator.is_local_main_process)
@@ -238,7 +244,7 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
             logits = F.interpolate(
                 logits.float(), size=batch["teacher_label"].shape[-2:], mode="bilinear", align_corners=False
             )
-            loss = F.cross_entropy(logits, batch["teacher_label"], ignore_index=ignore_index)
+            loss = F.cross_entropy(logits, batch["teacher_label"], weight=device_weights, ignore_index=ignore_index)
         accelerator.backward(loss)
         if config.grad_clip:
             accelerator.clip_grad_norm_(parameters, config.grad_clip)
@@ -277,6 +283,7 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
         "train_seconds": round(time.time() - start_time, 1),
         "val_images": _count(val_data, config.val_images),
         "image_size": list(config.image_size),
+        "class_weights": None if weights is None else [round(float(w), 4) for w in weights],
     }
     if accelerator.is_main_process:
         record = provenance(

@@ -251,3 +251,21 @@ def test_continuing_a_teacher_of_another_shape_is_refused(runner, trained_teache
     result = runner.invoke(distill, args)
     assert result.exit_code == 2, result.output
     assert "head_channels=16" in result.stderr and "Traceback" not in result.output
+
+
+def test_teacher_class_weighting_changes_training_and_is_recorded(runner, tmp_path):
+    from safetensors.torch import load_file
+
+    for name, weighting in (("plain", "none"), ("weighted", "inverse_sqrt_frequency")):
+        args = _teacher_args(tmp_path / name, ["--steps", "2", "--set", f"class_weighting={weighting}"])
+        result = runner.invoke(distill, args)
+        assert result.exit_code == 0, result.output
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    weighted = json.loads((tmp_path / "weighted" / "metrics.json").read_text())
+    assert plain["class_weights"] is None
+    assert len(weighted["class_weights"]) == 11 and max(weighted["class_weights"]) > 1 > min(weighted["class_weights"])
+    a = load_file(str(tmp_path / "plain" / "teacher.safetensors"))
+    b = load_file(str(tmp_path / "weighted" / "teacher.safetensors"))
+    assert any(not torch.equal(a[key], b[key]) for key in a)
+    result = runner.invoke(distill, _teacher_args(tmp_path / "bad", ["--set", "class_weighting=balanced"]))
+    assert result.exit_code == 2 and "class_weighting" in result.stderr and "Traceback" not in result.output
