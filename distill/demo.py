@@ -3,8 +3,8 @@
 Everything comes from the package (synthetic scenes, the four curated CamVid prompt sets, the
 MiniLM encoder shipped on PyPI), so it runs on a fresh install with no data and no network. The
 sizes are chosen for a ten-minute budget on two cores (``benchmarks/bench_demo.py`` measures it):
-scenes of 96x128, a teacher with pooled conditioning at 72x96 (the teacher sees more pixels than
-the student, as in the seed project), the tiny student at 48x64, two seeds. The numbers show the
+scenes of 96x128, a teacher with pooled conditioning on the whole 96x128 scene (the teacher sees
+more pixels than the student, as in the seed project), the tiny student at 48x64, two seeds. The numbers show the
 workflow, not the ceiling: ``distill compare`` with the defaults trains longer and larger.
 """
 
@@ -17,11 +17,10 @@ DEMO_SETTINGS: dict[str, Any] = {
     "student": "tiny",
     "seeds": 2,
     "teacher": {
-        "image_size": (72, 96),
-        "steps": 90,
-        "pretrain_denoiser": 20,
-        "eval_every": 90,
-        "lr": 2e-3,
+        "image_size": (96, 128),
+        "steps": 240,
+        "pretrain_denoiser": 40,
+        "eval_every": 240,
         "model": {"conditioning": "pooled"},
     },
     "run": {"student_size": (48, 64), "steps": 300, "eval_every": 100, "checkpoint_every": 100, "lr": 3e-3},

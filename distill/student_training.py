@@ -204,6 +204,7 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         teacher = teacher.to(accelerator.device)
         embeddings = _to_device(embeddings, accelerator.device)
     train_data.validate(max_files=64)
+    set_seed(config.seed)  # building the teacher drew from the RNG: the student's init must depend on the seed only
     student = create_student(config.student, taxonomy.num_classes, pretrained=config.student_pretrained)
     student = student.to(memory_format=config.memory_format)
     parameters = [p for p in student.parameters() if p.requires_grad]

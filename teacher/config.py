@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class TeacherConfig(BaseModel):
     """The tiny pixel-space config is the default; ``pretrained`` switches to a local SD folder.
 
-    Tiny: no VAE, a small UNet on the image itself (pixel-unshuffled by ``space_to_depth``, so
-    its first level runs at 1/2 resolution) with cross-attention only at 1/4 resolution and below
-    (full-resolution attention costs ~35x more per step on a CPU).
+    Tiny: no VAE, a small UNet on the image pixel-unshuffled by ``space_to_depth`` (4: a 4x4
+    patch of RGB becomes 48 channels, so the UNet's first level runs at 1/4 resolution, as SD's
+    UNet runs on a 1/8-resolution latent), with cross-attention at 1/8 resolution and below.
+    Measured on 2 CPU cores (batch 8, 96x128): 0.28 s per train step against 0.79 s with
+    ``space_to_depth=2``, and a better teacher after the same minutes (README, "The teacher").
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -21,7 +23,7 @@ class TeacherConfig(BaseModel):
     embedding_dim: int = Field(ge=1, description="D of the class embeddings (cross_attention_dim)")
     pretrained: str | None = Field(default=None, description="local Stable Diffusion diffusers folder")
     freeze_unet: bool = True
-    space_to_depth: int = Field(default=2, ge=1, description="tiny: pixel-unshuffle factor before the UNet")
+    space_to_depth: int = Field(default=4, ge=1, description="tiny: pixel-unshuffle factor before the UNet")
     block_out_channels: tuple[int, ...] = (32, 64, 96)
     attention_levels: tuple[bool, ...] = (False, True, True)
     layers_per_block: int = 1

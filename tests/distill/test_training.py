@@ -269,3 +269,16 @@ def test_teacher_class_weighting_changes_training_and_is_recorded(runner, tmp_pa
     assert any(not torch.equal(a[key], b[key]) for key in a)
     result = runner.invoke(distill, _teacher_args(tmp_path / "bad", ["--set", "class_weighting=balanced"]))
     assert result.exit_code == 2 and "class_weighting" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_no_kd_student_does_not_depend_on_the_teacher_folder(runner, trained_teacher, tmp_path):
+    # loading a teacher draws from the RNG; the student's init and batches must not follow it
+    from safetensors.torch import load_file
+
+    alone = runner.invoke(distill, run_args(tmp_path / "alone", None, kd="none"))
+    assert alone.exit_code == 0, alone.output
+    beside = runner.invoke(distill, run_args(tmp_path / "beside", trained_teacher, kd="none"))
+    assert beside.exit_code == 0, beside.output
+    a = load_file(str(tmp_path / "alone" / "checkpoints" / "best" / "model.safetensors"))
+    b = load_file(str(tmp_path / "beside" / "checkpoints" / "best" / "model.safetensors"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
