@@ -64,7 +64,7 @@ def test_compare_writes_one_row_per_style_and_the_baseline(finished):
         assert (out / name).stat().st_size > 0, name
     table = pd.read_csv(out / "results.csv")
     assert list(table["style"]) == ["label", "orthogonal", "(no KD)"]
-    assert list(table["kd"]) == ["kl", "kl", "none"]
+    assert list(table["kd"]) == ["dist", "dist", "none"]  # DIST is compare's default KD
     assert "| label | kl |" in result.stdout and "(no KD)" in (out / "results.md").read_text()
     assert "[1/8] teacher label" in result.stderr and "left" in result.stderr
 
@@ -74,7 +74,7 @@ def test_table_numbers_are_read_from_the_run_folders(finished):
     rows = {row["style"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
     for style in ("label", "orthogonal"):
         seeds = [
-            json.loads((out / "students" / style / "kl" / f"seed{seed}" / "metrics.json").read_text())["miou"]
+            json.loads((out / "students" / style / "dist" / f"seed{seed}" / "metrics.json").read_text())["miou"]
             for seed in range(2)
         ]
         assert rows[style]["student_mious"] == seeds
@@ -96,7 +96,7 @@ def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, t
 
     out = tmp_path / "again"
     shutil.copytree(finished[0], out)
-    killed = out / "students" / "orthogonal" / "kl" / "seed1"
+    killed = out / "students" / "orthogonal" / "dist" / "seed1"
     shutil.rmtree(killed)
     (out / "results.md").unlink()
     with monkeypatch.context() as patch:
@@ -113,7 +113,7 @@ def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, t
     assert second.exit_code == 0, second.output
     assert "7 of 8 cells already finished" in second.stderr
     resumed = json.loads((killed / "metrics.json").read_text())
-    uninterrupted = json.loads((finished[0] / "students" / "orthogonal" / "kl" / "seed1" / "metrics.json").read_text())
+    uninterrupted = json.loads((finished[0] / "students" / "orthogonal" / "dist" / "seed1" / "metrics.json").read_text())
     assert resumed["miou"] == uninterrupted["miou"] and resumed["history"] == uninterrupted["history"]
     rows = json.loads((out / "results.json").read_text())["rows"]
     before = json.loads((finished[0] / "results.json").read_text())["rows"]
@@ -139,7 +139,7 @@ def test_compare_errors_exit_2_without_traceback(runner, tmp_path, args, message
 
 def test_eval_reproduces_the_run_and_the_teacher_numbers(finished, runner):
     out, _ = finished
-    run = out / "students" / "label" / "kl" / "seed0"
+    run = out / "students" / "label" / "dist" / "seed0"
     expected = json.loads((run / "metrics.json").read_text())
     for target in (run, run / "checkpoints" / "best" / "model.safetensors"):
         result = runner.invoke(distill, ["eval", str(target), "--json"])
