@@ -58,7 +58,9 @@ class CompareConfig(BaseModel):
     prompt_sets: str | None = Field(
         default=None, description="folder of <style>.yaml prompt sets (default: the curated sets of the taxonomy)"
     )
-    kd: list[str] = Field(default_factory=lambda: ["dist"], description="one row per KD spec, e.g. [dist, kl, 'kl=1,cwd=3']")
+    kd: list[str] = Field(
+        default_factory=lambda: ["dist"], description="one row per KD spec, e.g. [dist, kl, 'kl=1,cwd=3']"
+    )
     student: str = "tiny"
     seeds: int = Field(default=3, ge=1)
     out: str = "runs/compare"

@@ -275,8 +275,7 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         labels = batch["student_label"].to(accelerator.device)
         with accelerator.autocast():
             logits, features = student(images, return_features=True)
-            ce = F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=ignore_index)
-            loss = config.ce_weight * ce
+            loss = config.ce_weight * F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=ignore_index)
             logged = {"ce": loss.item()}
             if terms:
                 teacher_features = None

@@ -113,7 +113,9 @@ def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, t
     assert second.exit_code == 0, second.output
     assert "7 of 8 cells already finished" in second.stderr
     resumed = json.loads((killed / "metrics.json").read_text())
-    uninterrupted = json.loads((finished[0] / "students" / "orthogonal" / "dist" / "seed1" / "metrics.json").read_text())
+    uninterrupted = json.loads(
+        (finished[0] / "students" / "orthogonal" / "dist" / "seed1" / "metrics.json").read_text()
+    )
     assert resumed["miou"] == uninterrupted["miou"] and resumed["history"] == uninterrupted["history"]
     rows = json.loads((out / "results.json").read_text())["rows"]
     before = json.loads((finished[0] / "results.json").read_text())["rows"]
