@@ -15,7 +15,7 @@ from safetensors.torch import save as safetensors_save
 
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
-from teacher.config import TeacherConfig
+from teacher.config import TEACHER_FORMAT, TeacherConfig
 from teacher.model import DiffusionSegTeacher
 
 CONFIG_NAME = "teacher_config.json"
@@ -70,9 +70,17 @@ def load_teacher(folder: str | Path) -> DiffusionSegTeacher:
             "train one with `distill teacher --out DIR`"
         )
     try:
-        config = TeacherConfig.model_validate(json.loads(config_path.read_text()))
+        saved = json.loads(config_path.read_text())
+        config = TeacherConfig.model_validate({"format_version": 1, **saved})
     except (ValueError, json.JSONDecodeError) as exc:
         raise PromptKitError(f"{config_path} is not a valid teacher config: {exc}") from exc
+    if config.pretrained is None and config.format_version != TEACHER_FORMAT:
+        # its weights would load into a UNet with another head layout and predict differently, silently
+        raise PromptKitError(
+            f"{folder} holds a tiny teacher of format {config.format_version}, saved before promptkit gave its "
+            f"attention layers heads of attention_head_dim channels (format {TEACHER_FORMAT}): retrain it with "
+            "`distill teacher`"
+        )
     teacher = build_teacher(config)
     state = load_file(str(weights_path))
     missing, unexpected = teacher.load_state_dict(state, strict=False)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+TEACHER_FORMAT = 2  # bumped when the same config would build a different tiny teacher
+
 
 class TeacherConfig(BaseModel):
     """The tiny pixel-space config is the default; ``pretrained`` switches to a local SD folder.
@@ -27,7 +29,11 @@ class TeacherConfig(BaseModel):
     block_out_channels: tuple[int, ...] = (32, 64, 96)
     attention_levels: tuple[bool, ...] = (False, True, True)
     layers_per_block: int = 1
-    attention_head_dim: int = 32
+    attention_head_dim: int = Field(default=32, ge=1, description="tiny: channels per attention head")
+    format_version: int = Field(
+        default=TEACHER_FORMAT,
+        description="2: tiny UNets get channels // attention_head_dim heads (1, before: attention_head_dim heads)",
+    )
     self_attention: bool = Field(
         default=False, description="tiny: keep the UNet's self-attention (costs ~half of a CPU train step)"
     )

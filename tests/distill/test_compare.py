@@ -65,7 +65,7 @@ def test_compare_writes_one_row_per_style_and_the_baseline(finished):
     table = pd.read_csv(out / "results.csv")
     assert list(table["style"]) == ["label", "orthogonal", "(no KD)"]
     assert list(table["kd"]) == ["dist", "dist", "none"]  # DIST is compare's default KD
-    assert "| label | kl |" in result.stdout and "(no KD)" in (out / "results.md").read_text()
+    assert "| label | dist |" in result.stdout and "(no KD)" in (out / "results.md").read_text()
     assert "[1/8] teacher label" in result.stderr and "left" in result.stderr
 
 

@@ -72,7 +72,7 @@ def test_wrong_class_count_or_dimension_is_a_clear_error():
         teacher(torch.rand(1, 3, 32, 32), random_embeddings(classes=4))
     with pytest.raises(PromptKitError, match="have 16 dimensions"):
         teacher(torch.rand(1, 3, 32, 32), random_embeddings(dim=16))
-    with pytest.raises(PromptKitError, match="not a multiple of 8"):
+    with pytest.raises(PromptKitError, match="not a multiple of 16"):
         teacher(torch.rand(1, 3, 30, 32), random_embeddings())
 
 
@@ -132,3 +132,17 @@ def test_attention_heads_have_the_configured_width():
     assert attention
     for layer in attention:
         assert layer.inner_dim // layer.heads == 16, (layer.inner_dim, layer.heads)
+
+
+def test_a_tiny_teacher_saved_before_the_head_fix_is_refused(tmp_path):
+    import json
+
+    save_teacher(tiny_teacher(), tmp_path / "t")
+    assert isinstance(load_teacher(tmp_path / "t"), DiffusionSegTeacher)
+    config_path = tmp_path / "t" / "teacher_config.json"
+    saved = json.loads(config_path.read_text())
+    assert saved["format_version"] == 2
+    del saved["format_version"]  # what a teacher folder written by an older promptkit holds
+    config_path.write_text(json.dumps(saved))
+    with pytest.raises(PromptKitError, match="retrain it"):
+        load_teacher(tmp_path / "t")
