@@ -15,14 +15,14 @@ a class absent from the train labels gets weight 0.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
 from prompt_kit.errors import PromptKitError
 
 ClassWeighting = Literal["none", "median_frequency", "inverse_sqrt_frequency"]
-CLASS_WEIGHTINGS: tuple[str, ...] = ("none", "median_frequency", "inverse_sqrt_frequency")
+CLASS_WEIGHTINGS: tuple[str, ...] = get_args(ClassWeighting)
 
 
 def label_pixel_counts(dataset, num_classes: int, ignore_index: int) -> torch.Tensor:
@@ -54,12 +54,12 @@ def class_weights_from_counts(counts: torch.Tensor, weighting: str) -> torch.Ten
     return weights.float()
 
 
-def class_weights(dataset, weighting: str) -> torch.Tensor | None:
-    """The weights ``weighting`` asks for, from ``dataset``'s labels (None for ``"none"``, read nothing)."""
+def class_weights(dataset, weighting: str, device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """``weighting``'s weights from ``dataset``'s labels, on ``device``; None (and nothing read) for ``"none"``."""
     if weighting == "none":
         return None
     counts = label_pixel_counts(dataset, dataset.taxonomy.num_classes, dataset.taxonomy.ignore_index)
-    return class_weights_from_counts(counts, weighting)
+    return class_weights_from_counts(counts, weighting).to(device)
 
 
 __all__ = ["CLASS_WEIGHTINGS", "ClassWeighting", "class_weights", "class_weights_from_counts", "label_pixel_counts"]

@@ -4,8 +4,9 @@ Everything comes from the package (synthetic scenes, the four curated CamVid pro
 MiniLM encoder shipped on PyPI), so it runs on a fresh install with no data and no network. The
 sizes are chosen for a ten-minute budget on two cores (``benchmarks/bench_demo.py`` measures it):
 scenes of 96x128, a teacher with pooled conditioning on the whole 96x128 scene (the teacher sees
-more pixels than the student, as in the seed project), the tiny student at 48x64, two seeds. The numbers show the
-workflow, not the ceiling: ``distill compare`` with the defaults trains longer and larger.
+more pixels than the student, as in the seed project), the tiny student at 48x64, two seeds. The
+numbers show the workflow, not the ceiling: ``distill compare`` with the defaults trains longer
+and larger.
 """
 
 from __future__ import annotations

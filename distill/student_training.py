@@ -259,8 +259,7 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     loader = DataLoader(EpochAddressed(views), batch_sampler=sampler, num_workers=config.num_workers)
     writer = _tensorboard(out / "tensorboard") if accelerator.is_main_process else None
     ignore_index = taxonomy.ignore_index
-    weights = class_weights(train_data, config.class_weighting)
-    weights = None if weights is None else weights.to(accelerator.device)
+    weights = class_weights(train_data, config.class_weighting, accelerator.device)
     progress = tqdm(
         total=config.steps,
         initial=state["step"],

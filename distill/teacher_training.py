@@ -233,8 +233,7 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
     scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     ignore_index = train_data.taxonomy.ignore_index
-    weights = class_weights(train_data, config.class_weighting)
-    device_weights = None if weights is None else weights.to(accelerator.device)
+    weights = class_weights(train_data, config.class_weighting, accelerator.device)
     best: dict[str, Any] = {"miou": -1.0}
     history = []
     progress = tqdm(range(config.steps), desc="teacher", disable=not accelerator.is_local_main_process)
@@ -246,7 +245,7 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
             logits = F.interpolate(
                 logits.float(), size=batch["teacher_label"].shape[-2:], mode="bilinear", align_corners=False
             )
-            loss = F.cross_entropy(logits, batch["teacher_label"], weight=device_weights, ignore_index=ignore_index)
+            loss = F.cross_entropy(logits, batch["teacher_label"], weight=weights, ignore_index=ignore_index)
         accelerator.backward(loss)
         if config.grad_clip:
             accelerator.clip_grad_norm_(parameters, config.grad_clip)
