@@ -19,6 +19,14 @@ def test_the_same_scene_every_time():
     assert not torch.equal(first[0][0], first[1][0])
 
 
+def test_a_larger_count_extends_a_split_without_changing_its_first_scenes():
+    # README: a teacher on synthetic:count=2000 has seen the student's 200 train scenes and the usual val
+    small, large = SyntheticStreets("val", count=2, size=(40, 56)), SyntheticStreets("val", count=5, size=(40, 56))
+    for index in range(2):
+        assert torch.equal(small[index][0], large[index][0]) and torch.equal(small[index][1], large[index][1])
+    assert not torch.equal(large[2][0], large[0][0])
+
+
 def test_splits_and_seeds_never_share_a_scene():
     images = {
         (split, seed): SyntheticStreets(split, count=2, seed=seed)[0][0]
