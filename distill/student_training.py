@@ -61,7 +61,9 @@ class RunConfig(BaseModel):
     )
     ce_weight: float = 1.0
     class_weighting: ClassWeighting = Field(
-        default="none", description="cross-entropy class weights from the train labels (distill.class_weights)"
+        default="none",
+        description="cross-entropy class weights from the train labels (distill.class_weights); "
+        "inverse_sqrt_frequency gave the tiny student +0.043 test mIoU on synthetic scenes (README)",
     )
     data: str = "synthetic"
     out: str = "runs/student"
