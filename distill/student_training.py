@@ -36,7 +36,7 @@ from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.prompt_set import load_prompt_set
-from student import create_student, list_students, normalize_images
+from student import create_student, list_networks, normalize_images
 from teacher import load_teacher
 
 
@@ -138,8 +138,8 @@ def kd_terms(config: RunConfig) -> list[tuple[str, float, torch.nn.Module]]:
 
 def require_student(name: str) -> None:
     """A one-line error listing the registered students when ``name`` is not one of them."""
-    if name not in list_students():
-        raise PromptKitError(f"unknown student {name!r}: choose one of {', '.join(list_students())}")
+    if name not in list_networks():
+        raise PromptKitError(f"unknown student {name!r}: choose one of {', '.join(list_networks())}")
 
 
 def _accepted(name: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from student.base import SegmentationStudent
 from student.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_images
-from student.registry import STUDENTS, create_student, list_students
+from student.registry import (
+    NETWORKS,
+    STUDENTS,
+    TEACHER_NETWORKS,
+    create_student,
+    list_networks,
+    list_students,
+    list_teacher_networks,
+)
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "NETWORKS",
     "STUDENTS",
+    "TEACHER_NETWORKS",
     "SegmentationStudent",
     "create_student",
+    "list_networks",
     "list_students",
+    "list_teacher_networks",
     "normalize_images",
 ]

@@ -1,4 +1,9 @@
-"""Students by name: a plain dict of constructors, ``create_student`` and ``list_students``."""
+"""Networks by name: plain dicts of constructors, ``create_student``, ``list_students``, ``list_teacher_networks``.
+
+``STUDENTS`` are the networks sized for a CPU student; ``TEACHER_NETWORKS`` keep the same contract
+(logits and named features) at teacher size. Any registered name builds with :func:`create_student`,
+so a teacher-size network can be trained by ``distill run`` and a student can teach.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from student.base import SegmentationStudent
-from student.efficientnet_lite import EfficientNetLite0
+from student.efficientnet_lite import EfficientNetLite0, EfficientNetLite2
 from student.segformer import SegFormerB0
 from student.tiny import TinyStudent
 from student.torchvision_students import (
@@ -26,6 +31,21 @@ STUDENTS: dict[str, Callable[[int], SegmentationStudent]] = {
     "efficientnet_lite0": EfficientNetLite0,
     "tiny": TinyStudent,
 }
+# name -> constructor of a teacher-size network (too slow to be a CPU student, strong enough to teach one).
+TEACHER_NETWORKS: dict[str, Callable[[int], SegmentationStudent]] = {
+    "efficientnet_lite2": EfficientNetLite2,
+}
+NETWORKS = {**STUDENTS, **TEACHER_NETWORKS}
+
+
+def list_teacher_networks() -> list[str]:
+    """The teacher-size network names, sorted."""
+    return sorted(TEACHER_NETWORKS)
+
+
+def list_networks() -> list[str]:
+    """Every name :func:`create_student` accepts (students and teacher-size networks), sorted."""
+    return sorted(NETWORKS)
 
 
 def list_students() -> list[str]:
@@ -34,13 +54,13 @@ def list_students() -> list[str]:
 
 
 def create_student(name: str, num_classes: int, pretrained: str | Path | None = None) -> SegmentationStudent:
-    """Build a segmentation student.
+    """Build a segmentation network (a student, or a teacher-size network of the same contract).
 
     Args:
-        name: one of :func:`list_students`.
+        name: one of :func:`list_networks`.
         num_classes: number of output channels (classes), at least 1.
         pretrained: ``None`` for random initialisation; ``"imagenet"`` for ImageNet weights that
-            ship offline (only ``efficientnet_lite0``); or the path of a local state dict
+            ship offline (``efficientnet_lite0`` and ``efficientnet_lite2``); or the path of a local state dict
             (``.safetensors``, ``.pt``, ``.pth``) loaded into the student's backbone by name
             (``segformer_b0`` also takes a local transformers folder). Nothing is downloaded.
 
@@ -52,11 +72,11 @@ def create_student(name: str, num_classes: int, pretrained: str | Path | None = 
             for a student without offline weights, or weights that do not fit the backbone.
         FileNotFoundError: ``pretrained`` names no file.
     """
-    if name not in STUDENTS:
-        raise ValueError(f"unknown student {name!r}; valid names: {', '.join(list_students())}")
+    if name not in NETWORKS:
+        raise ValueError(f"unknown student {name!r}; valid names: {', '.join(list_networks())}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-    model = STUDENTS[name](num_classes)
+    model = NETWORKS[name](num_classes)
     if pretrained == "imagenet":
         model.load_imagenet_weights()
     elif pretrained is not None:
