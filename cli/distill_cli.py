@@ -14,7 +14,7 @@ from cli.common import UserFacingGroup
 )
 @click.version_option(prompt_kit.__version__, prog_name="distill")
 def distill() -> None:
-    """Train a prompt-conditioned diffusion teacher and distil it into small students."""
+    """Train a teacher (prompt-conditioned diffusion or any segmentation network) and distil it into small students."""
 
 
 def _size(value: str | None) -> tuple[int, int] | None:
@@ -31,49 +31,94 @@ def _size(value: str | None) -> tuple[int, int] | None:
 
 \b
   distill teacher --prompts prompts/camvid/label.yaml --data synthetic --out runs/teacher
-  distill teacher --prompts prompts/camvid/orthogonal.yaml --data camvid:../shared/data/camvid \\
-      --size 128x176 --steps 2000 --out runs/teacher-camvid
+  distill teacher --model efficientnet_lite2 --data camvid:../shared/data/camvid --out runs/lite2
+  distill teacher --model deeplabv3_resnet101 --pretrained deeplabv3_resnet101_camvid.pth --steps 0 \\
+      --data camvid:/data/camvid --out runs/r101        (a trained network you already have)
   distill teacher --prompts prompts/camvid/label.yaml --data camvid:/data/camvid \\
       --pretrained /models/stable-diffusion-v1-5 --size 384x512 --out runs/teacher-sd
+  distill teacher ... --resume                          (continue a killed teacher)
 """
 )
-@click.option("--prompts", required=True, type=click.Path(dir_okay=False), help="PromptSet file.")
+@click.option(
+    "--prompts", type=click.Path(dir_okay=False), help="PromptSet file: a prompt-conditioned diffusion teacher."
+)
+@click.option(
+    "--model", default=None, help="A registered network instead (see distill networks), e.g. efficientnet_lite2."
+)
 @click.option("--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Teacher folder to write.")
 @click.option("--encoder", default=None, help="minilm (default), st:PATH or clip:PATH (default with --pretrained).")
-@click.option("--steps", type=int, default=None, help="Segmentation training steps.")
-@click.option("--pretrained", type=click.Path(file_okay=False), help="Local Stable Diffusion diffusers folder.")
-@click.option("--pretrain-denoiser", type=int, default=None, help="DDPM steps on the dataset's images first.")
+@click.option("--steps", type=click.IntRange(min=0), default=None, help="Segmentation training steps.")
+@click.option(
+    "--pretrained",
+    default=None,
+    help="Diffusion: a local Stable Diffusion folder. Network: imagenet or a trained checkpoint (.pth, folder).",
+)
+@click.option("--pretrain-denoiser", type=click.IntRange(min=0), default=None, help="DDPM steps first (diffusion).")
 @click.option("--size", default=None, help="Training and evaluation image size HEIGHTxWIDTH.")
-@click.option("--batch-size", type=int, default=None)
-@click.option("--seed", type=int, default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--seed", type=click.IntRange(min=0), default=None)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
+@click.option("--resume", is_flag=True, help="Continue a killed teacher from its last checkpoint.")
 def teacher(
-    prompts, data, out, encoder, steps, pretrained, pretrain_denoiser, size, batch_size, seed, config_file, overrides
+    prompts,
+    model,
+    data,
+    out,
+    encoder,
+    steps,
+    pretrained,
+    pretrain_denoiser,
+    size,
+    batch_size,
+    seed,
+    config_file,
+    overrides,
+    resume,
 ) -> None:
-    """Train the diffusion-feature teacher for one prompt set and evaluate it on the val split."""
+    """Train a teacher and evaluate it on the val split: diffusion (--prompts) or a network (--model)."""
+    from prompt_kit.errors import PromptKitError
+
+    if bool(prompts) == bool(model):
+        raise PromptKitError(
+            "pass either --prompts (a prompt-conditioned diffusion teacher) or --model (a segmentation network)"
+        )
+    options = dict(data=data, out=out, steps=steps, image_size=_size(size), batch_size=batch_size, seed=seed)
+    if model:
+        from distill.network_teacher import network_teacher_config
+        from distill.student_training import train_student
+
+        for flag, value in (("--encoder", encoder), ("--pretrain-denoiser", pretrain_denoiser)):
+            if value is not None:
+                raise PromptKitError(f"{flag} is for diffusion teachers (--prompts), not --model")
+        config = network_teacher_config(model, {**options, "pretrained": pretrained}, config_file, list(overrides))
+        metrics = train_student(config, resume=resume)
+        height, width = config.student_size
+        click.echo(
+            f"teacher {model} val mIoU {metrics['miou']:.3f}, pixel accuracy {metrics['pixel_accuracy']:.3f} "
+            f"({metrics['eval_images']} images at {height}x{width}); wrote {out}"
+        )
+        return
     from distill.configuration import load_config
     from distill.teacher_training import TeacherTrainingConfig, train_teacher
 
-    base = dict(
-        prompts=prompts,
-        data=data,
-        out=out,
-        encoder=encoder,
-        steps=steps,
-        pretrained=pretrained,
-        pretrain_denoiser=pretrain_denoiser,
-        image_size=_size(size),
-        batch_size=batch_size,
-        seed=seed,
-    )
+    base = dict(**options, prompts=prompts, encoder=encoder, pretrained=pretrained, pretrain_denoiser=pretrain_denoiser)
     config = load_config(TeacherTrainingConfig, config_file, list(overrides), base)
-    metrics = train_teacher(config)
+    metrics = train_teacher(config, resume=resume)
     click.echo(
         f"teacher val mIoU {metrics['miou']:.3f}, pixel accuracy {metrics['pixel_accuracy']:.3f} "
         f"({metrics['val_images']} images at {config.image_size[0]}x{config.image_size[1]}); wrote {out}"
     )
+
+
+@distill.command()
+def networks() -> None:
+    """List the registered networks: students and teacher-size networks (for --student and --model)."""
+    from student import list_students, list_teacher_networks
+
+    click.echo("students: " + ", ".join(list_students()))
+    click.echo("teacher-size networks: " + ", ".join(list_teacher_networks()))
 
 
 @distill.command(
@@ -87,7 +132,12 @@ def teacher(
   accelerate launch --multi_gpu --num_processes 2 -m cli.distill_cli run ...   (same flags, several GPUs)
 """
 )
-@click.option("--teacher", "teacher_dir", type=click.Path(file_okay=False), help="Teacher folder (distill teacher).")
+@click.option(
+    "--teacher",
+    "teacher_dir",
+    type=click.Path(file_okay=False),
+    help="Teacher folder: distill teacher (diffusion or --model) or a finished distill run.",
+)
 @click.option("--prompts", type=click.Path(dir_okay=False), help="Prompt set (default: the teacher's own).")
 @click.option("--student", default=None, help="Student name (see --list-students).")
 @click.option("--kd", default=None, help="KD loss spec: dist (default), kl, mse, cwd, cirkd, none, or kl=1.0,cwd=3.0.")
@@ -145,11 +195,19 @@ def run(
   distill compare --data camvid:../shared/data/camvid --student efficientnet_lite0 \\
       --config configs/camvid_cpu.yaml --out runs/compare-camvid
   distill compare --styles label,orthogonal --kd kl --kd kl=1.0,cwd=3.0 --set teacher.steps=900 --out runs/kd
+  distill compare --data camvid:../shared/data/camvid --styles none --teacher runs/camvid-lite2 \\
+      --teacher deeplabv3_resnet50 --set network_teacher.steps=3000 --kd dist --out runs/teachers
 Re-running the same command skips finished cells and resumes a killed one.
 """
 )
 @click.option("--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic.")
-@click.option("--styles", default=None, help="Comma-separated styles (default: all four).")
+@click.option("--styles", default=None, help="Comma-separated styles (default: all four; none: no style rows).")
+@click.option(
+    "--teacher",
+    "teachers",
+    multiple=True,
+    help="Another teacher, one row each: a teacher folder, or a network name trained first. Repeat for more.",
+)
 @click.option("--prompt-sets", type=click.Path(file_okay=False), help="Folder of <style>.yaml (default: curated sets).")
 @click.option("--kd", "kd_specs", multiple=True, help="KD spec; repeat for one row per spec (default: dist).")
 @click.option("--student", default=None, help="Student name.")
@@ -160,14 +218,17 @@ Re-running the same command skips finished cells and resumes a killed one.
 @click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field: teacher.steps=900, run.lr=0.003."
 )
-def compare(data, styles, prompt_sets, kd_specs, student, seeds, encoder, out, config_file, overrides) -> None:
+def compare(
+    data, styles, teachers, prompt_sets, kd_specs, student, seeds, encoder, out, config_file, overrides
+) -> None:
     """Teacher and distilled student per prompt style, with the no-KD student as baseline, in one table."""
     from distill.compare import CompareConfig, markdown_table, run_compare
     from distill.configuration import load_config
 
     base = dict(
         data=data,
-        styles=[part.strip() for part in styles.split(",")] if styles else None,
+        styles=None if not styles else [] if styles.strip() == "none" else [part.strip() for part in styles.split(",")],
+        teachers=list(teachers) or None,
         prompt_sets=prompt_sets,
         kd=list(kd_specs) or None,
         student=student,

@@ -2,9 +2,12 @@
 
 Every cell of the grid is an ordinary run folder under ``out``:
 ``teachers/<style>/`` (``distill teacher``), ``students/<style>/<kd>/seed<k>/`` (``distill run``)
-and ``students/no_kd/seed<k>/`` (the same student without a teacher: the baseline). A cell whose
+and ``students/no_kd/seed<k>/`` (the same student without a teacher: the baseline). Beside the
+prompt styles, ``teachers`` names other teachers, one row each: a teacher folder used as it is
+(``teacher:<name>`` rows), or a registered network trained here first (``teachers/<name>/``, with
+the ``network_teacher`` settings). A cell whose
 ``metrics.json`` exists is finished and skipped; a killed student cell resumes from its last
-checkpoint; a killed teacher cell starts over (its folder is cleared first). The table joins the
+checkpoint, a killed teacher cell too (both trainers sit on the training core). The table joins the
 orthogonality of each style's class embeddings (the tensors the teacher saw), the teacher's
 mIoU, the student's mIoU as mean and standard deviation over seeds, the gain over the no-KD
 student, and wall time.
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import statistics
 import sys
 import time
@@ -25,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from distill.configuration import config_to_yaml
 from prompt_kit.errors import PromptKitError
@@ -35,6 +37,7 @@ from prompt_kit.styles import STYLES
 from prompt_kit.yaml_files import describe_validation_error
 
 NO_KD = "no_kd"
+CELL_KINDS = ("teacher", "network_teacher", "student")
 # fields of each cell's config that compare fills in itself, and the option a user sets instead
 TEACHER_KEYS = {"prompts": "--prompt-sets", "data": "--data", "out": "--out", "encoder": "--encoder"}
 RUN_KEYS = {
@@ -54,7 +57,16 @@ class CompareConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: str = "synthetic"
-    styles: list[str] = Field(default_factory=lambda: list(STYLES))
+    styles: list[str] = Field(
+        default_factory=lambda: list(STYLES), description="prompt styles, one diffusion teacher each ([] with teachers)"
+    )
+    teachers: list[str] = Field(
+        default_factory=list,
+        description="more teachers, one row each: a teacher folder (used as it is) or a network name (trained here)",
+    )
+    network_teacher: dict[str, Any] = Field(
+        default_factory=dict, description="RunConfig fields for network teachers trained here (e.g. steps)"
+    )
     prompt_sets: str | None = Field(
         default=None, description="folder of <style>.yaml prompt sets (default: the curated sets of the taxonomy)"
     )
@@ -73,9 +85,19 @@ class CompareConfig(BaseModel):
     @classmethod
     def _known_styles(cls, styles: list[str]) -> list[str]:
         unknown = [style for style in styles if style not in STYLES]
-        if unknown or not styles:
-            raise ValueError(f"unknown style {unknown[0] if unknown else '(none)'}: choose from {', '.join(STYLES)}")
+        if unknown:
+            raise ValueError(f"unknown style {unknown[0]}: choose from {', '.join(STYLES)}")
         return styles
+
+    @model_validator(mode="after")
+    def _something_to_compare(self) -> CompareConfig:
+        if not self.styles and not self.teachers:
+            raise ValueError(f"no teachers to compare: give styles ({', '.join(STYLES)}) or teachers")
+        labels = [teacher_label(spec) for spec in self.teachers]
+        clash = sorted({label for label in labels if labels.count(label) > 1 or label in self.styles})
+        if clash:
+            raise ValueError(f"two teachers would share the row and folder {clash[0]!r}: rename a teacher folder")
+        return self
 
     @field_validator("kd")
     @classmethod
@@ -90,7 +112,7 @@ class CompareConfig(BaseModel):
 class Cell:
     """One run folder of the grid."""
 
-    kind: str  # "teacher" or "student"
+    kind: str  # one of CELL_KINDS
     label: str
     path: Path
     style: str | None
@@ -104,6 +126,16 @@ class Cell:
 
     def metrics(self) -> dict[str, Any]:
         return json.loads((self.path / "metrics.json").read_text())
+
+
+def teacher_label(spec: str) -> str:
+    """The row and folder name of a ``teachers`` entry: a network's name, or a folder's own name."""
+    return Path(spec.rstrip("/")).name or spec
+
+
+def teacher_is_folder(spec: str) -> bool:
+    """A ``teachers`` entry names an existing folder (used as it is) rather than a network to train."""
+    return Path(spec).is_dir()
 
 
 def kd_folder_name(spec: str) -> str:
@@ -164,7 +196,24 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
                     teacher_config,
                 )
             )
-        students = [(style, kd) for style in config.styles for kd in config.kd]
+        teacher_dirs = {style: str(out / "teachers" / style) for style in config.styles}
+        for spec in config.teachers:
+            label = teacher_label(spec)
+            if teacher_is_folder(spec):
+                teacher_dirs[label] = spec
+                continue
+            from distill.network_teacher import network_teacher_config
+
+            network_config = network_teacher_config(
+                spec,
+                {"data": config.data, "out": str(out / "teachers" / label)},
+                overrides=[f"{key}={json.dumps(value)}" for key, value in config.network_teacher.items()],
+            )
+            teacher_dirs[label] = network_config.out
+            cells.append(
+                Cell("network_teacher", f"teacher {label}", Path(network_config.out), label, "", 0, network_config)
+            )
+        students = [(name, kd) for name in teacher_dirs for kd in config.kd]
         if config.baseline:
             students.append((None, "none"))
         for seed in range(config.seeds):
@@ -174,7 +223,7 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
                 run_config = RunConfig(
                     **{
                         **config.run,
-                        "teacher": None if style is None else str(out / "teachers" / style),
+                        "teacher": None if style is None else teacher_dirs[style],
                         "student": config.student,
                         "kd": kd,
                         "data": config.data,
@@ -214,16 +263,18 @@ class ProgressView:
     def __init__(self, cells: list[Cell], log: Callable[[str], None]) -> None:
         self.cells, self.log = cells, log
         self.start = time.time()
-        self.seconds: dict[str, list[float]] = {"teacher": [], "student": []}
+        self.seconds: dict[str, list[float]] = {kind: [] for kind in CELL_KINDS}
 
     def estimate_left(self, remaining: list[Cell]) -> str:
         """``about 5m30s left`` from the mean time of each kind of cell so far ('' before any)."""
         todo = [cell for cell in remaining if not cell.done]
         timed = sum(statistics.mean(self.seconds[c.kind]) for c in todo if self.seconds[c.kind])
-        untimed = {kind: sum(c.kind == kind for c in todo) for kind in ("teacher", "student") if not self.seconds[kind]}
+        untimed = {kind: sum(c.kind == kind for c in todo) for kind in CELL_KINDS if not self.seconds[kind]}
         if not any(self.seconds.values()):
             return ""
-        unknown = ", ".join(f"{count} {kind} cells not yet timed" for kind, count in untimed.items() if count)
+        unknown = ", ".join(
+            f"{count} {kind.replace('_', ' ')} cells not yet timed" for kind, count in untimed.items() if count
+        )
         return f", about {_duration(timed)} left" + (f" + {unknown}" if unknown else "")
 
     def starting(self, number: int, cell: Cell) -> None:
@@ -254,9 +305,9 @@ def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None)
         view.starting(number, cell)
         began = time.time()
         if cell.kind == "teacher":
-            if cell.path.exists():
-                shutil.rmtree(cell.path)  # a killed teacher restarts: its folder may hold a half-trained best
-            train_teacher(cell.config)
+            train_teacher(cell.config, resume=True)
+        elif cell.kind == "network_teacher":
+            train_student(cell.config, resume=True)
         else:
             train_student(cell.config, resume=True)
         view.finished(cell, time.time() - began)
@@ -290,10 +341,11 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
     base_stats = _student_stats(baseline) if baseline else None
     base_mean = base_stats[0] if base_stats else math.nan
     rows = []
-    for style in config.styles:
-        teacher_dir = Path(config.out) / "teachers" / style
+    teacher_dirs = {cell.style: Path(cell.config.teacher) for cell in students if cell.style is not None}
+    no_scores = {"max_cos": math.nan, "mean_cos": math.nan}
+    for style, teacher_dir in teacher_dirs.items():
         teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
-        scores = _style_scores(teacher_dir)
+        scores = _style_scores(teacher_dir) if style in config.styles else no_scores
         for kd in config.kd:
             mine = [cell for cell in students if cell.style == style and cell.kd == kd]
             mean, std, values, seconds = _student_stats(mine)
@@ -318,8 +370,7 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
             {
                 "style": "(no KD)",
                 "kd": "none",
-                "max_cos": math.nan,
-                "mean_cos": math.nan,
+                **no_scores,
                 "teacher_miou": math.nan,
                 "student_miou": mean,
                 "student_std": std,

@@ -36,15 +36,19 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 
 def load_config(
-    model: type[ConfigT], path: str | Path | None, overrides: list[str], base: dict[str, Any] | None = None
+    model: type[ConfigT],
+    path: str | Path | None,
+    overrides: list[str],
+    base: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> ConfigT:
-    """``base`` (command-line options), then the file, then ``--set``; validated as ``model``."""
-    values: dict[str, Any] = {}
+    """``defaults``, then the file, then ``base`` (command-line options), then ``--set``; validated as ``model``."""
+    values: dict[str, Any] = dict(defaults or {})
     if path is not None:
         raw = read_yaml(path, "config")
         if not isinstance(raw, dict):
             raise PromptKitError(f"{path} is not a config file: expected a YAML mapping at the top")
-        values = raw
+        values.update(raw)
     values = {**values, **{key: value for key, value in (base or {}).items() if value is not None}}
     values = apply_overrides(values, overrides)
     try:

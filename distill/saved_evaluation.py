@@ -39,7 +39,7 @@ def find_run_folder(path: Path) -> tuple[Path, Path]:
 
 def evaluate_saved(path: str | Path, data: str | None = None, split: str = "val") -> dict[str, Any]:
     """Metrics (``miou``, per-class IoU, pixel accuracy) of the saved model at ``path`` on ``data``."""
-    from distill.teacher_training import make_accelerator
+    from distill.training_core import make_accelerator
 
     path = Path(path)
     if not path.exists():
@@ -58,20 +58,20 @@ def _read_config(folder: Path) -> dict[str, Any]:
 
 
 def _evaluate_teacher_folder(folder: Path, data: str | None, split: str, accelerator) -> dict[str, Any]:
-    from distill.teacher_training import TeacherTrainingConfig, _to_device, evaluate_teacher
-    from prompt_kit.class_embeddings import ClassEmbeddings
-    from teacher import load_teacher
+    from distill.teacher_training import evaluate_teacher
+    from teacher import TeacherFolder, load_teacher
 
-    trained = _read_config(folder)
+    teacher_folder = TeacherFolder(folder)
+    trained = teacher_folder.training_config
     spec = data or trained.get("data", "synthetic")
     dataset = create_dataset(spec, split)
-    embeddings = ClassEmbeddings.load(folder / "class_embeddings.safetensors")
+    embeddings = teacher_folder.class_embeddings()
     if embeddings.class_names != dataset.taxonomy.class_names:
         raise PromptKitError(f"the teacher in {folder} predicts other classes than {spec}: use data of its taxonomy")
     model = load_teacher(folder).to(accelerator.device)
-    size = tuple(trained.get("image_size", TeacherTrainingConfig.model_fields["image_size"].default))
+    size = teacher_folder.image_size
     limit = trained.get("val_images")  # the same images as the folder's own metrics.json
-    metrics = evaluate_teacher(model, _to_device(embeddings, accelerator.device), dataset, size, accelerator, limit)
+    metrics = evaluate_teacher(model, embeddings.to(accelerator.device), dataset, size, accelerator, limit)
     return {**metrics, "model": "teacher", "data": spec, "split": split, "size": list(size)}
 
 

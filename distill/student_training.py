@@ -1,25 +1,21 @@
-"""`distill run`: train a student with cross-entropy plus KD from a frozen teacher.
+"""`distill run`: train a student with cross-entropy plus KD from a frozen teacher of any kind.
 
-One code path on HF accelerate serves the CPU, one GPU and ``accelerate launch``/``torchrun``
-over many processes. Batches are a pure function of (seed, step, rank) and checkpoints carry
-model, optimizer, scheduler, step and RNG states, so ``--resume`` ends with the same metrics as an
-uninterrupted run.
+The loop, checkpoints and exact resume are the training core's (``distill.training_core``); this
+module adds what is the student's own: the network from the registry, the teacher from its
+folder (``teacher.TeacherFolder``: a diffusion teacher, a network teacher or another run), its
+outputs cached or computed live, the KD terms, and a run folder that is itself a valid teacher.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-import yaml
 from accelerate.utils import set_seed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from distill.class_weights import ClassWeighting, class_weights
 from distill.configuration import config_to_yaml
@@ -30,14 +26,21 @@ from distill.losses import create_loss, kd_pixel_mask, parse_kd_spec
 from distill.losses.pixel_selection import KdPixels
 from distill.provenance import provenance
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
-from distill.step_sampling import EpochAddressed, StepBatchSampler
-from distill.teacher_training import _tensorboard, _to_device, make_accelerator, poly_schedule
-from prompt_kit.class_embeddings import ClassEmbeddings
+from distill.training_core import (
+    Checkpoints,
+    LoopSettings,
+    elapsed,
+    make_accelerator,
+    make_optimizer,
+    poly_schedule,
+    tensorboard_writer,
+    train_steps,
+    write_finished,
+)
 from prompt_kit.errors import PromptKitError
-from prompt_kit.files import atomic_write_text
-from prompt_kit.prompt_set import load_prompt_set
+from prompt_kit.files import atomic_write_bytes, atomic_write_text
 from student import create_student, list_networks, normalize_images
-from teacher import load_teacher
+from teacher import Teacher, TeacherFolder, write_network_descriptor
 
 
 class RunConfig(BaseModel):
@@ -46,9 +49,18 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompts: str | None = Field(default=None, description="prompt set (default: the teacher's own)")
-    teacher: str | None = Field(default=None, description="teacher folder from `distill teacher`")
+    teacher: str | None = Field(
+        default=None, description="teacher folder: `distill teacher` (diffusion or --model) or a finished run"
+    )
     student: str = "tiny"
-    student_pretrained: str | None = None
+    student_pretrained: str | None = Field(
+        default=None, description="backbone weights: imagenet (where they ship) or a local state dict"
+    )
+    init_weights: str | None = Field(
+        default=None,
+        description="a whole-network checkpoint loaded before training (a torchvision-style state dict .pth/.pt/"
+        ".safetensors, or a transformers folder for segformer): a trained teacher you already have",
+    )
     kd: str = Field(
         default="dist",
         description="KD spec; DIST is the default because it beat pixel KL on synthetic scenes with two teachers "
@@ -67,7 +79,7 @@ class RunConfig(BaseModel):
     )
     data: str = "synthetic"
     out: str = "runs/student"
-    steps: int = Field(default=600, ge=1)
+    steps: int = Field(default=600, ge=0, description="0: evaluate the initial weights (e.g. init_weights) only")
     batch_size: int = Field(default=8, ge=1)
     teacher_size: tuple[int, int] | None = Field(default=None, description="default: the teacher's training size")
     student_size: tuple[int, int] = (96, 128)
@@ -149,30 +161,6 @@ def _accepted(name: str, params: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in params.items() if key in taken}
 
 
-def load_run_teacher(config: RunConfig):
-    """The frozen teacher, its class embeddings (re-embedded when --prompts differs) and its size."""
-    folder = Path(config.teacher)
-    teacher = load_teacher(folder).eval().requires_grad_(False)
-    embeddings = ClassEmbeddings.load(folder / "class_embeddings.safetensors")
-    if config.prompts:
-        prompt_set = load_prompt_set(config.prompts)
-        if prompt_set.class_names != embeddings.class_names:
-            raise PromptKitError(
-                f"prompt set {config.prompts} names classes {prompt_set.class_names[:3]}... but the teacher in "
-                f"{folder} was trained for {embeddings.class_names[:3]}...: use a set of the teacher's taxonomy"
-            )
-        if prompt_set.content_hash() != embeddings.prompt_set_hash:
-            from prompt_kit.embedding_cache import EmbeddingCache
-            from prompt_kit.encoders import create_encoder, encode_prompt_set
-
-            embeddings = encode_prompt_set(prompt_set, create_encoder(embeddings.encoder), EmbeddingCache())
-    size = config.teacher_size
-    if size is None:
-        trained = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
-        size = tuple(trained.get("image_size", config.student_size))
-    return teacher, embeddings, tuple(size)
-
-
 def training_and_evaluation_data(config: RunConfig):
     """(train, eval) datasets: train and val, or with ``holdout`` the rest of train and its held-out part."""
     train_data = create_dataset(config.data, "train")
@@ -181,8 +169,30 @@ def training_and_evaluation_data(config: RunConfig):
     return train_data, create_dataset(config.data, "val")
 
 
-def _checkpoint_dir(out: Path) -> Path:
-    return out / "checkpoints" / "last"
+RUN_CHECKPOINT = Path("checkpoints") / "last"
+BEST_WEIGHTS = Path("checkpoints") / "best" / "model.safetensors"
+
+
+def load_run_teacher(config: RunConfig) -> tuple[Teacher, tuple[int, int]]:
+    """The frozen teacher of ``config.teacher`` (conditioned on ``--prompts`` if given) and its input size."""
+    folder = TeacherFolder(config.teacher)
+    teacher = folder.load(config.prompts)
+    size = tuple(config.teacher_size) if config.teacher_size else folder.image_size
+    teacher.check_size(size)
+    return teacher, size
+
+
+def build_network(config: RunConfig, num_classes: int):
+    """The registered network, with backbone weights (``student_pretrained``) or whole weights (``init_weights``)."""
+    try:
+        network = create_student(config.student, num_classes, pretrained=config.student_pretrained)
+        if config.init_weights:
+            from student.pretrained import load_network_weights
+
+            load_network_weights(network, config.init_weights)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        raise PromptKitError(str(exc).splitlines()[0]) from exc
+    return network
 
 
 def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
@@ -193,41 +203,30 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     terms = kd_terms(config)
     if terms and not config.teacher:
         raise PromptKitError(f"--kd {config.kd} needs a teacher: pass --teacher DIR (or --kd none)")
+    if (out / "metrics.json").is_file() and not resume:
+        raise PromptKitError(f"{out} already holds a finished run: choose another --out or pass --resume")
     accelerator = make_accelerator(config.mixed_precision)
     set_seed(config.seed)
     train_data, val_data = training_and_evaluation_data(config)
     taxonomy = train_data.taxonomy
-    teacher = embeddings = None
-    teacher_size = config.student_size
+    teacher, teacher_size = None, config.student_size
     if config.teacher:
-        teacher, embeddings, teacher_size = load_run_teacher(config)
-        if embeddings.class_names != taxonomy.class_names:
+        teacher, teacher_size = load_run_teacher(config)
+        if teacher.class_names != taxonomy.class_names:
             raise PromptKitError(
-                f"the teacher predicts {len(embeddings.class_names)} classes ({embeddings.class_names[0]}, ...) "
+                f"the teacher predicts {teacher.num_classes} classes ({teacher.class_names[0]}, ...) "
                 f"but {config.data} has {taxonomy.num_classes} ({taxonomy.class_names[0]}, ...): "
                 "use a teacher trained on this dataset's taxonomy"
             )
         teacher = teacher.to(accelerator.device)
-        embeddings = _to_device(embeddings, accelerator.device)
     train_data.validate(max_files=64)
     set_seed(config.seed)  # building the teacher drew from the RNG: the student's init must depend on the seed only
-    student = create_student(config.student, taxonomy.num_classes, pretrained=config.student_pretrained)
-    student = student.to(memory_format=config.memory_format)
-    parameters = [p for p in student.parameters() if p.requires_grad]
-    if config.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    student = build_network(config, taxonomy.num_classes).to(memory_format=config.memory_format)
+    optimizer = make_optimizer(
+        [p for p in student.parameters() if p.requires_grad], config.optimizer, config.lr, config.weight_decay
+    )
     scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
     student, optimizer, scheduler = accelerator.prepare(student, optimizer, scheduler)
-
-    state = {"step": 0, "best_miou": -1.0, "best_step": 0, "history": []}
-    checkpoint = _checkpoint_dir(out)
-    if resume and (checkpoint / "state.json").is_file():
-        accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / "state.json").read_text())
-    elif out.exists() and (out / "metrics.json").is_file() and not resume:
-        raise PromptKitError(f"{out} already holds a finished run: choose another --out or pass --resume")
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", config_to_yaml(config))
@@ -242,90 +241,76 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         scale_range=config.scale_range,
         color_jitter=config.color_jitter,
     )
-    sampler = StepBatchSampler(
-        len(views),
-        config.batch_size,
-        config.seed,
-        config.steps,
-        start_step=state["step"],
-        rank=accelerator.process_index,
-        world_size=accelerator.num_processes,
-    )
     if terms and not live_teacher:
         from distill.teacher_outputs import CachedTeacherViews, cached_teacher_logits
 
         logits = cached_teacher_logits(
-            teacher, embeddings, config.teacher, config.data, train_data, teacher_size, accelerator
+            teacher, Path(config.teacher), config.data, train_data, teacher_size, accelerator
         )
         views = CachedTeacherViews(views, logits)
-    loader = DataLoader(EpochAddressed(views), batch_sampler=sampler, num_workers=config.num_workers)
-    writer = _tensorboard(out / "tensorboard") if accelerator.is_main_process else None
     ignore_index = taxonomy.ignore_index
     weights = class_weights(train_data, config.class_weighting, accelerator.device)
-    progress = tqdm(
-        total=config.steps,
-        initial=state["step"],
-        desc=f"student {config.student}",
-        disable=not accelerator.is_local_main_process,
+
+    def loss_fn(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        images = normalize_images(batch["student_image"]).contiguous(memory_format=config.memory_format)
+        labels = batch["student_label"]
+        logits, features = student(images, return_features=True)
+        loss = config.ce_weight * F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=ignore_index)
+        logged = {"ce": loss.item()}
+        if not terms:
+            return loss, logged
+        teacher_features = None
+        if live_teacher:
+            with torch.no_grad():
+                teacher_logits, teacher_features = teacher(batch["teacher_image"], return_features=True)
+        else:
+            teacher_logits = batch["teacher_logits"]
+        valid = kd_pixel_mask(labels, teacher_logits, ignore_index, config.kd_pixels)
+        logged["kd_pixel_fraction"] = (valid.sum() / (labels != ignore_index).sum().clamp_min(1)).item()
+        for name, weight, term in terms:
+            if name == "cirkd":
+                value = term(features["decoder"].float(), teacher_features["decoder"].float(), valid)
+            else:
+                value = term(logits.float(), teacher_logits.float(), valid)
+            loss = loss + weight * value
+            logged[name] = value.item()
+        return loss, logged
+
+    def keep_best() -> None:
+        _save_best(accelerator, student, out)
+
+    writer = tensorboard_writer(out / "tensorboard", accelerator)
+    settings = LoopSettings(
+        steps=config.steps,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        checkpoint_every=config.checkpoint_every,
+        eval_every=config.eval_every,
+        grad_clip=config.grad_clip,
+        num_workers=config.num_workers,
     )
-    step = state["step"]
-    for batch in loader:
-        student.train()
-        images = normalize_images(batch["student_image"].to(accelerator.device))
-        images = images.contiguous(memory_format=config.memory_format)
-        labels = batch["student_label"].to(accelerator.device)
-        with accelerator.autocast():
-            logits, features = student(images, return_features=True)
-            loss = config.ce_weight * F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=ignore_index)
-            logged = {"ce": loss.item()}
-            if terms:
-                teacher_features = None
-                if live_teacher:
-                    with torch.no_grad():
-                        teacher_logits, teacher_features = teacher(
-                            batch["teacher_image"].to(accelerator.device), embeddings, return_features=True
-                        )
-                else:
-                    teacher_logits = batch["teacher_logits"].to(accelerator.device)
-                valid = kd_pixel_mask(labels, teacher_logits, ignore_index, config.kd_pixels)
-                logged["kd_pixel_fraction"] = (valid.sum() / (labels != ignore_index).sum().clamp_min(1)).item()
-                for name, weight, term in terms:
-                    if name == "cirkd":
-                        value = term(features["decoder"].float(), teacher_features["decoder"].float(), valid)
-                    else:
-                        value = term(logits.float(), teacher_logits.float(), valid)
-                    loss = loss + weight * value
-                    logged[name] = value.item()
-        accelerator.backward(loss)
-        if config.grad_clip:
-            accelerator.clip_grad_norm_(student.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        progress.update(1)
-        progress.set_postfix(loss=f"{loss.item():.3f}")
-        if writer is not None:
-            for name, value in logged.items():
-                writer.add_scalar(f"train/{name}", value, step)
-            writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-        if step % config.eval_every == 0 or step == config.steps:
-            metrics = evaluate_student(accelerator.unwrap_model(student), val_data, config, accelerator)
-            state["history"].append({"step": step, "miou": metrics["miou"]})
-            if writer is not None:
-                writer.add_scalar("val/miou", metrics["miou"], step)
-            if metrics["miou"] > state["best_miou"]:
-                state["best_miou"], state["best_step"] = metrics["miou"], step
-                _save_best(accelerator, student, out)
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            state["step"] = step
-            _save_checkpoint(accelerator, out, state)
-    progress.close()
+    state = train_steps(
+        accelerator=accelerator,
+        model=student,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        views=views,
+        settings=settings,
+        checkpoints=Checkpoints(out / RUN_CHECKPOINT, accelerator, student, optimizer, scheduler),
+        loss_fn=loss_fn,
+        evaluate=lambda: evaluate_student(accelerator.unwrap_model(student), val_data, config, accelerator),
+        keep_best=keep_best,
+        resume=resume,
+        writer=writer,
+        description=f"student {config.student}",
+    )
+    if config.steps == 0:
+        keep_best()  # nothing trained: the initial weights are the run's result
     accelerator.wait_for_everyone()
     # one number per rank: with several processes the replicas must hold identical weights
     checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(student).parameters()]).sum()
-    state["rank_checksums"] = [float(v) for v in accelerator.gather(checksum.reshape(1).to(accelerator.device))]
-    final = _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teacher_size, state, start_time)
+    checksums = [float(v) for v in accelerator.gather(checksum.reshape(1).to(accelerator.device))]
+    final = _final_metrics(config, accelerator, out, val_data, teacher, teacher_size, state, checksums, start_time)
     if writer is not None:
         writer.close()
     accelerator.end_training()
@@ -334,22 +319,13 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     return final
 
 
-def _save_checkpoint(accelerator, out: Path, state: dict[str, Any]) -> None:
-    folder = _checkpoint_dir(out)
-    accelerator.save_state(str(folder))
-    if accelerator.is_main_process:
-        atomic_write_text(folder / "state.json", json.dumps(state, indent=1) + "\n")
-
-
 def _save_best(accelerator, student, out: Path) -> None:
     if not accelerator.is_main_process:
         return
     from safetensors.torch import save as safetensors_save
 
-    from prompt_kit.files import atomic_write_bytes
-
     weights = {k: v.detach().cpu().contiguous() for k, v in accelerator.unwrap_model(student).state_dict().items()}
-    atomic_write_bytes(out / "checkpoints" / "best" / "model.safetensors", safetensors_save(weights))
+    atomic_write_bytes(out / BEST_WEIGHTS, safetensors_save(weights))
 
 
 @torch.no_grad()
@@ -359,15 +335,14 @@ def evaluate_student(
     config: RunConfig,
     accelerator,
     panels_to: Path | None = None,
-    teacher=None,
-    embeddings=None,
+    teacher: Teacher | None = None,
     teacher_size=None,
 ) -> dict[str, Any]:
     """Student (and optionally teacher) metrics on the same val images; panels on request."""
     student.eval()
     segmenters = [Segmenter("student", "student", lambda images: student(normalize_images(images)))]
     if teacher is not None:
-        segmenters.insert(0, Segmenter("teacher", "teacher", lambda images: teacher(images, embeddings)))
+        segmenters.insert(0, Segmenter("teacher", "teacher", teacher))
     evaluated = evaluate_segmenters(
         segmenters,
         dataset,
@@ -384,11 +359,11 @@ def evaluate_student(
     return metrics
 
 
-def _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teacher_size, state, start_time):
+def _final_metrics(config, accelerator, out, val_data, teacher, teacher_size, state, checksums, start_time):
     from safetensors.torch import load_file
 
     best = create_student(config.student, val_data.taxonomy.num_classes)
-    best.load_state_dict(load_file(str(out / "checkpoints" / "best" / "model.safetensors")))
+    best.load_state_dict(load_file(str(out / BEST_WEIGHTS)))
     best = best.to(accelerator.device, memory_format=config.memory_format)
     evaluated = evaluate_student(
         best,
@@ -397,7 +372,6 @@ def _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teac
         accelerator,
         panels_to=out if accelerator.is_main_process else None,
         teacher=teacher,
-        embeddings=embeddings,
         teacher_size=teacher_size,
     )
     teacher_metrics = evaluated.pop("teacher", None)
@@ -407,26 +381,28 @@ def _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teac
         "per_class_iou": evaluated["per_class_iou"],
         "student": evaluated,
         "teacher": teacher_metrics,
-        "best_step": state["best_step"],
-        "history": state["history"],
+        "teacher_kind": None if teacher is None else teacher.kind,
+        "best_step": state.best_step,
+        "history": state.history,
         "processes": accelerator.num_processes,
-        "rank_checksums": state.get("rank_checksums", []),
-        "train_seconds": round(time.time() - start_time, 1),
+        "rank_checksums": checksums,
+        "train_seconds": elapsed(start_time),
         "student_size": list(config.student_size),
         "teacher_size": list(teacher_size),
         "eval_split": val_data.split,
         "eval_images": len(val_data),
     }
     if accelerator.is_main_process:
-        prompt_hash = embeddings.prompt_set_hash if embeddings is not None else None
+        embeddings = getattr(teacher, "embeddings", None)
         record = provenance(
             stage="student",
             seed=config.seed,
             prompt_set=config.prompts,
-            prompt_set_hash=prompt_hash,
+            prompt_set_hash=embeddings.prompt_set_hash if embeddings is not None else None,
             encoder=embeddings.encoder if embeddings is not None else None,
             style=getattr(embeddings, "style", None),
             teacher=config.teacher,
+            teacher_identity=None if teacher is None else teacher.identity,
             student=config.student,
             kd=config.kd,
             data=config.data,
@@ -435,7 +411,7 @@ def _final_metrics(config, accelerator, out, val_data, teacher, embeddings, teac
             mixed_precision=accelerator.mixed_precision,
             config=config.model_dump(mode="json"),
         )
-        atomic_write_text(out / "provenance.json", json.dumps(record, indent=2) + "\n")
-        # metrics.json last: its presence is what marks the folder finished (compare skips such cells)
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        # the run folder teaches too: name the network, its classes and input size
+        write_network_descriptor(out, config.student, val_data.taxonomy.class_names, config.student_size)
+        write_finished(out, accelerator, record, metrics)
     return metrics

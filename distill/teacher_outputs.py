@@ -3,7 +3,8 @@
 A frozen teacher's logits depend only on the image, yet a live teacher costs ~10x a tiny
 student's train step on a CPU. So the logits of every whole train image are computed once at
 the teacher's size, kept as float16 safetensors in the teacher folder (keyed on the teacher's
-weights, the class-embedding tensors, the data and the size), and for each sample
+identity, which covers its weights and, for a diffusion teacher, the class-embedding tensors it
+is conditioned on; the data; and the size), and for each sample
 ``apply_geometry`` replays that sample's crop, scale and flip on the cached map (roi_align over
 the fractional box). Two honest differences from a live teacher: the teacher sees the whole
 image rather than the crop (a zoomed-in crop is read from an upsampled map), and colour jitter
@@ -25,30 +26,24 @@ from tqdm.auto import tqdm
 
 from distill.datasets import PairedViews
 from distill.datasets.paired_views import apply_geometry
-from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes
+from teacher import Teacher
 
 CACHE_FOLDER = "output_cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed on Teacher.identity
 
 
-def cache_key(teacher_dir: str | Path, embeddings: ClassEmbeddings, data: str, size: tuple[int, int]) -> str:
-    """Changes whenever the cached logits would: teacher weights and config, embeddings, data, size."""
-    from teacher.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-
-    digest = hashlib.sha256()
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        digest.update((Path(teacher_dir) / name).read_bytes())
-    for tensor in (embeddings.tokens, embeddings.attention_mask, embeddings.pooled):
-        digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+def cache_key(teacher: Teacher, data: str, size: tuple[int, int]) -> str:
+    """Changes whenever the cached logits would: the teacher's identity, the data, the size."""
+    digest = hashlib.sha256(teacher.identity.encode())
     digest.update(json.dumps([CACHE_VERSION, data, list(size)]).encode())
     return digest.hexdigest()[:20]
 
 
 @torch.no_grad()
 def compute_teacher_logits(
-    teacher, embeddings: ClassEmbeddings, dataset, size: tuple[int, int], accelerator, batch_size: int = 8
+    teacher: Teacher, dataset, size: tuple[int, int], accelerator, batch_size: int = 8
 ) -> torch.Tensor:
     """Logits ``[N, C, h, w]`` (float16, CPU) of every whole image of ``dataset`` resized to ``size``."""
     views = PairedViews(dataset, teacher_size=size, student_size=None, train=False)
@@ -58,13 +53,13 @@ def compute_teacher_logits(
     progress = tqdm(loader, desc="teacher outputs", disable=not accelerator.is_local_main_process)
     for batch in progress:
         with accelerator.autocast():
-            logits = teacher(batch["teacher_image"].to(accelerator.device), embeddings)
+            logits = teacher(batch["teacher_image"].to(accelerator.device))
         outputs.append(logits.float().cpu().half())
     return torch.cat(outputs).contiguous()
 
 
 def cached_teacher_logits(
-    teacher, embeddings: ClassEmbeddings, teacher_dir: str | Path, data: str, dataset, size, accelerator
+    teacher: Teacher, teacher_dir: str | Path, data: str, dataset, size, accelerator
 ) -> torch.Tensor:
     """The cached logits of ``dataset`` for this teacher, computed (by the main process) on a miss.
 
@@ -73,10 +68,10 @@ def cached_teacher_logits(
     """
     if dataset.split != "train":
         data = f"{data} {dataset.split} ({len(dataset)} images)"
-    path = Path(teacher_dir) / CACHE_FOLDER / f"{cache_key(teacher_dir, embeddings, data, size)}.safetensors"
+    path = Path(teacher_dir) / CACHE_FOLDER / f"{cache_key(teacher, data, size)}.safetensors"
     with accelerator.main_process_first():
         if not path.is_file() and accelerator.is_main_process:
-            logits = compute_teacher_logits(teacher, embeddings, dataset, size, accelerator)
+            logits = compute_teacher_logits(teacher, dataset, size, accelerator)
             metadata = {"data": data, "size": f"{size[0]}x{size[1]}", "images": str(len(dataset))}
             atomic_write_bytes(path, safetensors_save({"logits": logits}, metadata=metadata))
         logits = load_file(str(path))["logits"]

@@ -1,38 +1,50 @@
-"""`distill teacher`: train the diffusion-feature teacher on a dataset for one prompt set.
+"""`distill teacher --prompts`: train the diffusion-feature teacher on a dataset for one prompt set.
 
-Optional denoiser pretraining first (real DDPM training of the UNet on the dataset's images, so
-the tiny teacher reads diffusion features rather than random ones), then cross-entropy training
-of the head (and of the UNet when it is not frozen), evaluation on the val split, and a folder
-with the weights, resolved config, class embeddings, metrics, provenance and PNG panels.
+Two phases on the training core (``distill.training_core``), each checkpointed, so a killed
+teacher resumes exactly (``--resume``): optional denoiser pretraining (real DDPM training of the
+UNet on the dataset's images, so the tiny teacher reads diffusion features rather than random
+ones), then cross-entropy training of the head (and of the UNet when it is not frozen) with
+evaluation on the val split. The folder holds the best weights, resolved config, class
+embeddings, metrics, provenance and PNG panels. Network teachers (``--model``) are trained by
+the student trainer instead (``distill.network_teacher``).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from pydantic import BaseModel, ConfigDict, Field
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from distill.class_weights import ClassWeighting, class_weights
 from distill.configuration import config_to_yaml
 from distill.datasets import PairedViews, create_dataset
 from distill.provenance import provenance
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
-from prompt_kit.class_embeddings import ClassEmbeddings
+from distill.training_core import (
+    Checkpoints,
+    LoopSettings,
+    checkpoint_exists,
+    constant_schedule,
+    elapsed,
+    make_accelerator,
+    poly_schedule,
+    tensorboard_writer,
+    train_steps,
+    write_finished,
+)
 from prompt_kit.embedding_cache import EmbeddingCache
 from prompt_kit.encoders import create_encoder, encode_prompt_set
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.prompt_set import load_prompt_set
 from teacher import DiffusionSegTeacher, TeacherConfig, build_teacher, load_teacher, save_teacher
+from teacher.checkpoint import saved_state_keys
+from teacher.folder import EMBEDDINGS_NAME
 
 
 class TeacherTrainingConfig(BaseModel):
@@ -55,6 +67,7 @@ class TeacherTrainingConfig(BaseModel):
     warmup_steps: int = 30
     grad_clip: float = 1.0
     eval_every: int = Field(default=200, ge=1)
+    checkpoint_every: int = Field(default=100, ge=1, description="steps between checkpoints (resume with --resume)")
     val_images: int | None = Field(default=None, description="evaluate on the first N val images (None: all)")
     panels: int = 4
     seed: int = 0
@@ -74,33 +87,6 @@ class TeacherTrainingConfig(BaseModel):
     )
 
 
-def make_accelerator(mixed_precision: str) -> Accelerator:
-    """CPU, one GPU or many through one code path; bf16 autocast on CUDA when it is supported."""
-    if mixed_precision == "auto":
-        mixed_precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if torch.cuda.is_available() else "no"
-    # cpu=True without CUDA makes torchrun/accelerate launch start gloo processes instead of one
-    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
-
-
-def poly_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int, power: float = 0.9):
-    """Linear warmup, then polynomial decay to zero: the usual segmentation schedule."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, 1 - (step - warmup) / max(1, total - warmup)) ** power
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def infinite(loader: DataLoader, views: PairedViews):
-    epoch = 0
-    while True:
-        views.set_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
 def denoiser_target(teacher: DiffusionSegTeacher, sample, noise, timesteps) -> torch.Tensor:
     """What the UNet predicts, as the scheduler's ``prediction_type`` says."""
     kind = teacher.scheduler.config.prediction_type
@@ -113,33 +99,15 @@ def denoiser_target(teacher: DiffusionSegTeacher, sample, noise, timesteps) -> t
     raise PromptKitError(f"unsupported scheduler prediction_type {kind!r}")
 
 
-def pretrain_denoiser(teacher, embeddings, batches, steps: int, lr: float, accelerator: Accelerator, log) -> None:
-    """Real DDPM training of the UNet on the dataset's images (uniform timesteps, MSE)."""
-    unet = teacher.unet
-    optimizer = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=lr)
-    optimizer = accelerator.prepare(optimizer)
-    progress = tqdm(range(steps), desc="denoiser", disable=not accelerator.is_local_main_process)
-    teacher.train()
-    teacher.recorder.enabled = False
-    for step in progress:
-        batch = next(batches)
-        with accelerator.autocast():
-            sample = teacher.encode_images(batch["teacher_image"])
-            noise = torch.randn_like(sample)
-            timesteps = torch.randint(
-                0, teacher.scheduler.config.num_train_timesteps, (sample.shape[0],), device=sample.device
-            )
-            noisy = teacher.scheduler.add_noise(sample, noise, timesteps)
-            states, mask, _ = teacher.conditioning(embeddings, sample.shape[0], sample.device, sample.dtype)
-            prediction = unet(noisy, timesteps, encoder_hidden_states=states, encoder_attention_mask=mask).sample
-            loss = F.mse_loss(prediction.float(), denoiser_target(teacher, sample, noise, timesteps).float())
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        progress.set_postfix(loss=f"{loss.item():.4f}")
-        log("denoiser/loss", loss.item(), step)
-    teacher.recorder.enabled = True
-    teacher._features = []
+def denoiser_loss(teacher: DiffusionSegTeacher, embeddings, images: torch.Tensor) -> torch.Tensor:
+    """Real DDPM training of the UNet on the dataset's images: uniform timesteps, MSE on its prediction."""
+    sample = teacher.encode_images(images)
+    noise = torch.randn_like(sample)
+    timesteps = torch.randint(0, teacher.scheduler.config.num_train_timesteps, (sample.shape[0],), device=sample.device)
+    noisy = teacher.scheduler.add_noise(sample, noise, timesteps)
+    states, mask, _ = teacher.conditioning(embeddings, sample.shape[0], sample.device, sample.dtype)
+    prediction = teacher.unet(noisy, timesteps, encoder_hidden_states=states, encoder_attention_mask=mask).sample
+    return F.mse_loss(prediction.float(), denoiser_target(teacher, sample, noise, timesteps).float())
 
 
 @torch.no_grad()
@@ -167,10 +135,16 @@ def initial_teacher(folder: str | Path, teacher_config: TeacherConfig) -> Diffus
     return teacher
 
 
-def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
-    """Train, evaluate and write the teacher folder; returns the final metrics."""
+def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[str, Any]:
+    """Train, evaluate and write the teacher folder; returns the final metrics.
+
+    ``resume`` continues a killed teacher from its last checkpoint (denoiser or segmentation
+    phase) and ends with the same numbers as an uninterrupted run.
+    """
     start_time = time.time()
     out = Path(config.out)
+    if (out / "metrics.json").is_file() and not resume:
+        raise PromptKitError(f"{out} already holds a finished teacher: choose another --out or pass --resume")
     accelerator = make_accelerator(config.mixed_precision)
     set_seed(config.seed)
     prompt_set = load_prompt_set(config.prompts)
@@ -192,41 +166,62 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
     multiple = teacher.input_multiple
     if any(side % multiple for side in config.image_size):
         raise PromptKitError(f"image_size {list(config.image_size)} must be multiples of {multiple} for this teacher")
-    out.mkdir(parents=True, exist_ok=True)
-    embeddings.save(out / "class_embeddings.safetensors")
-    atomic_write_text(out / "config.yaml", config_to_yaml(config))
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        embeddings.save(out / EMBEDDINGS_NAME)
+        atomic_write_text(out / "config.yaml", config_to_yaml(config))
 
     views = PairedViews(
-        train_data,
-        teacher_size=config.image_size,
-        student_size=None,
-        train=config.augment,
-        seed=config.seed,
+        train_data, teacher_size=config.image_size, student_size=None, train=config.augment, seed=config.seed
     )
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(
-        views,
-        batch_size=config.batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=generator,
-        num_workers=config.num_workers,
-    )
-    writer = _tensorboard(out / "tensorboard") if accelerator.is_main_process else None
-
-    def log(name: str, value: float, step: int) -> None:
-        if writer is not None:
-            writer.add_scalar(name, value, step)
-
+    writer = tensorboard_writer(out / "tensorboard", accelerator)
     teacher = accelerator.prepare(teacher)
-    loader = accelerator.prepare(loader)
     model = accelerator.unwrap_model(teacher)
-    device_embeddings = _to_device(embeddings, accelerator.device)
-    batches = infinite(loader, views)
-    if config.pretrain_denoiser and not config.init_from and not (config.pretrained and teacher_config.freeze_unet):
-        pretrain_denoiser(
-            model, device_embeddings, batches, config.pretrain_denoiser, config.denoiser_lr, accelerator, log
+    device_embeddings = embeddings.to(accelerator.device)
+    saved = set(saved_state_keys(model))
+
+    def settings(steps: int, eval_every: int | None = None) -> LoopSettings:
+        return LoopSettings(
+            steps=steps,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            checkpoint_every=config.checkpoint_every,
+            eval_every=eval_every,
+            grad_clip=config.grad_clip,
+            num_workers=config.num_workers,
         )
+
+    segmentation_checkpoint = out / "checkpoints" / "last"
+    denoise = (
+        config.pretrain_denoiser and not config.init_from and not (config.pretrained and teacher_config.freeze_unet)
+    )
+    if denoise and not (resume and checkpoint_exists(segmentation_checkpoint)):
+        optimizer = torch.optim.AdamW([p for p in model.unet.parameters() if p.requires_grad], lr=config.denoiser_lr)
+        scheduler = constant_schedule(optimizer)
+        optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+        model.recorder.enabled = False
+
+        def denoiser_step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+            return denoiser_loss(model, device_embeddings, batch["teacher_image"]), {}
+
+        train_steps(
+            accelerator=accelerator,
+            model=teacher,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            views=views,
+            settings=settings(config.pretrain_denoiser),
+            checkpoints=Checkpoints(
+                out / "checkpoints" / "denoiser", accelerator, teacher, optimizer, scheduler, keep=saved.__contains__
+            ),
+            loss_fn=denoiser_step,
+            resume=resume,
+            writer=writer,
+            description="denoiser",
+            log_prefix="denoiser",
+        )
+        model.recorder.enabled = True
+        model._features = []
 
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
@@ -234,37 +229,36 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     ignore_index = train_data.taxonomy.ignore_index
     weights = class_weights(train_data, config.class_weighting, accelerator.device)
-    best: dict[str, Any] = {"miou": -1.0}
-    history = []
-    progress = tqdm(range(config.steps), desc="teacher", disable=not accelerator.is_local_main_process)
-    for step in progress:
-        model.train()
-        batch = next(batches)
-        with accelerator.autocast():
-            logits = teacher(batch["teacher_image"], device_embeddings)
-            logits = F.interpolate(
-                logits.float(), size=batch["teacher_label"].shape[-2:], mode="bilinear", align_corners=False
-            )
-            loss = F.cross_entropy(logits, batch["teacher_label"], weight=weights, ignore_index=ignore_index)
-        accelerator.backward(loss)
-        if config.grad_clip:
-            accelerator.clip_grad_norm_(parameters, config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        progress.set_postfix(loss=f"{loss.item():.3f}")
-        log("train/loss", loss.item(), step)
-        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            metrics = evaluate_teacher(
-                model, device_embeddings, val_data, config.image_size, accelerator, limit=config.val_images
-            )
-            history.append({"step": step + 1, "miou": metrics["miou"]})
-            log("val/miou", metrics["miou"], step + 1)
-            if metrics["miou"] > best["miou"] and accelerator.is_main_process:
-                best = {**metrics, "step": step + 1}
-                save_teacher(model, out)
+
+    def segmentation_step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = teacher(batch["teacher_image"], device_embeddings)
+        labels = batch["teacher_label"]
+        logits = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        return F.cross_entropy(logits, labels, weight=weights, ignore_index=ignore_index), {}
+
+    def evaluate() -> dict[str, Any]:
+        return evaluate_teacher(model, device_embeddings, val_data, config.image_size, accelerator, config.val_images)
+
+    state = train_steps(
+        accelerator=accelerator,
+        model=teacher,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        views=views,
+        settings=settings(config.steps, config.eval_every),
+        checkpoints=Checkpoints(
+            segmentation_checkpoint, accelerator, teacher, optimizer, scheduler, keep=saved.__contains__
+        ),
+        loss_fn=segmentation_step,
+        evaluate=evaluate,
+        keep_best=lambda: save_teacher(model, out),
+        resume=resume,
+        writer=writer,
+        description="teacher",
+    )
     if config.steps == 0 and accelerator.is_main_process:
         save_teacher(model, out)
+    accelerator.wait_for_everyone()
     # the kept (best) weights are what the folder holds: report their numbers and panels
     kept = load_teacher(out).to(accelerator.device)
     final = evaluate_teacher(
@@ -279,29 +273,26 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
     )
     metrics = {
         **final,
-        "best_step": best.get("step", config.steps),
-        "history": history,
-        "train_seconds": round(time.time() - start_time, 1),
+        "best_step": state.best_step or config.steps,
+        "history": state.history,
+        "train_seconds": elapsed(start_time),
         "val_images": _count(val_data, config.val_images),
         "image_size": list(config.image_size),
         "class_weights": None if weights is None else [round(float(w), 4) for w in weights],
     }
-    if accelerator.is_main_process:
-        record = provenance(
-            stage="teacher",
-            seed=config.seed,
-            prompt_set=str(config.prompts),
-            prompt_set_hash=prompt_set.content_hash(),
-            encoder=encoder_spec,
-            style=prompt_set.style,
-            data=config.data,
-            device=str(accelerator.device),
-            mixed_precision=accelerator.mixed_precision,
-            config=config.model_dump(mode="json"),
-        )
-        atomic_write_text(out / "provenance.json", json.dumps(record, indent=2) + "\n")
-        # metrics.json last: its presence is what marks the folder finished (compare skips such cells)
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    record = provenance(
+        stage="teacher",
+        seed=config.seed,
+        prompt_set=str(config.prompts),
+        prompt_set_hash=prompt_set.content_hash(),
+        encoder=encoder_spec,
+        style=prompt_set.style,
+        data=config.data,
+        device=str(accelerator.device),
+        mixed_precision=accelerator.mixed_precision,
+        config=config.model_dump(mode="json"),
+    )
+    write_finished(out, accelerator, record, metrics)
     if writer is not None:
         writer.close()
     accelerator.end_training()
@@ -310,25 +301,6 @@ def train_teacher(config: TeacherTrainingConfig) -> dict[str, Any]:
 
 def _count(dataset, limit: int | None) -> int:
     return len(dataset) if limit is None else min(limit, len(dataset))
-
-
-def _to_device(embeddings: ClassEmbeddings, device) -> ClassEmbeddings:
-    return ClassEmbeddings(
-        tokens=embeddings.tokens.to(device),
-        attention_mask=embeddings.attention_mask.to(device),
-        pooled=embeddings.pooled.to(device),
-        class_names=embeddings.class_names,
-        encoder=embeddings.encoder,
-        prompt_set_hash=embeddings.prompt_set_hash,
-        style=embeddings.style,
-        extra=embeddings.extra,
-    )
-
-
-def _tensorboard(folder: Path):
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(log_dir=str(folder))
 
 
 __all__ = ["TeacherTrainingConfig", "evaluate_teacher", "train_teacher"]

@@ -44,6 +44,19 @@ class ClassEmbeddings:
     def num_classes(self) -> int:
         return self.tokens.shape[0]
 
+    def to(self, device: torch.device | str) -> ClassEmbeddings:
+        """The same embeddings with their tensors on ``device``."""
+        return ClassEmbeddings(
+            tokens=self.tokens.to(device),
+            attention_mask=self.attention_mask.to(device),
+            pooled=self.pooled.to(device),
+            class_names=self.class_names,
+            encoder=self.encoder,
+            prompt_set_hash=self.prompt_set_hash,
+            style=self.style,
+            extra=self.extra,
+        )
+
     def token_mean(self) -> torch.Tensor:
         """Masked mean of the token sequence per class, ``[C, D]``: the token-level summary."""
         mask = self.attention_mask.to(self.tokens.dtype).unsqueeze(-1)

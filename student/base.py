@@ -35,6 +35,11 @@ class SegmentationStudent(nn.Module):
     num_classes: int
     # Key prefixes removed from a state dict before it is matched against the backbone's keys.
     backbone_key_prefixes: tuple[str, ...] = ("backbone.",)
+    # Whole-network checkpoints (``load_network_weights``): key prefixes renamed, and prefixes skipped.
+    checkpoint_key_renames: tuple[tuple[str, str], ...] = ()
+    checkpoint_ignored_prefixes: tuple[str, ...] = ()
+    # Image sides must be multiples of this.
+    input_multiple: int = 1
 
     def forward(
         self, images: torch.Tensor, return_features: bool = False
@@ -74,6 +79,13 @@ class SegmentationStudent(nn.Module):
         raise ValueError(
             f"{type(self).__name__} has no offline ImageNet weights (nothing is downloaded); pass the path of a "
             "local state dict for its backbone (.safetensors, .pt or .pth) instead"
+        )
+
+    def read_checkpoint_folder(self, folder: Path) -> dict[str, torch.Tensor]:
+        """A whole network's weights from a library's model folder; only some networks read one."""
+        raise ValueError(
+            f"{folder} is a folder, but {type(self).__name__} reads its trained weights from a state dict file "
+            "(.safetensors, .pt or .pth)"
         )
 
     def load_backbone_weights(self, source: str | Path) -> list[str]:

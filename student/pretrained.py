@@ -114,3 +114,56 @@ def _examples(keys: Sequence[str] | Mapping[str, object], count: int = 3) -> str
 
 def _count_with_examples(keys: list[str], what: str) -> str:
     return f"{len(keys)} {what} (e.g. {_examples(keys)})" if keys else f"0 {what}"
+
+
+def load_network_weights(network: nn.Module, source: str | Path) -> list[str]:
+    """Load a whole trained network (a user's checkpoint) into ``network``: every tensor, matching shapes.
+
+    ``source`` is a state dict file (a torchvision-style ``.pth``/``.pt``, read with
+    ``weights_only=True``, or ``.safetensors``), or a library folder the network can read
+    (``read_checkpoint_folder``, e.g. a transformers SegFormer folder). Keys are matched after the
+    network's ``checkpoint_key_renames`` and a DistributedDataParallel ``module.`` prefix are
+    undone; tensors under ``checkpoint_ignored_prefixes`` (auxiliary heads) are skipped.
+
+    Returns:
+        The names of the tensors loaded.
+
+    Raises:
+        FileNotFoundError: no such file or folder.
+        ValueError: a tensor of the network is missing from the checkpoint, or has another shape.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint {str(path)!r}: pass a state dict file or a model folder")
+    state = network.read_checkpoint_folder(path) if path.is_dir() else read_state_dict(path)
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        for old, new in getattr(network, "checkpoint_key_renames", ()):
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        if key.startswith(tuple(getattr(network, "checkpoint_ignored_prefixes", ()))):
+            continue
+        renamed[key] = value
+    own = network.state_dict()
+    missing = [key for key in own if key not in renamed and not key.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(
+            f"{path.name} lacks {len(missing)} of the network's {len(own)} tensors (e.g. {_examples(missing)}; "
+            f"the file's keys look like {_examples(renamed)}): pass a whole trained {type(network).__name__}, "
+            "or load a backbone-only file with student_pretrained"
+        )
+    wrong = [key for key in own if key in renamed and renamed[key].shape != own[key].shape]
+    if wrong:
+        key = wrong[0]
+        raise ValueError(
+            f"{len(wrong)} tensors of {path.name} do not fit the network, e.g. {key!r}: "
+            f"{list(renamed[key].shape)} in the file, {list(own[key].shape)} in the model "
+            "(another number of classes or another architecture)"
+        )
+    unexpected = [key for key in renamed if key not in own]
+    if unexpected:
+        warnings.warn(f"{path.name}: {_count_with_examples(unexpected, 'tensors not in the network')}", stacklevel=2)
+    network.load_state_dict({key: value for key, value in renamed.items() if key in own}, strict=False)
+    return [key for key in renamed if key in own]

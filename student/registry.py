@@ -13,6 +13,7 @@ from pathlib import Path
 from student.base import SegmentationStudent
 from student.efficientnet_lite import EfficientNetLite0, EfficientNetLite2
 from student.segformer import SegFormerB0
+from student.teacher_networks import DeepLabV3PlusResNet101, DeepLabV3ResNet50, DeepLabV3ResNet101, SegFormerB2
 from student.tiny import TinyStudent
 from student.torchvision_students import (
     DeepLabV3MobileNetV2,
@@ -34,6 +35,10 @@ STUDENTS: dict[str, Callable[[int], SegmentationStudent]] = {
 # name -> constructor of a teacher-size network (too slow to be a CPU student, strong enough to teach one).
 TEACHER_NETWORKS: dict[str, Callable[[int], SegmentationStudent]] = {
     "efficientnet_lite2": EfficientNetLite2,
+    "deeplabv3_resnet50": DeepLabV3ResNet50,
+    "deeplabv3_resnet101": DeepLabV3ResNet101,
+    "deeplabv3plus_resnet101": DeepLabV3PlusResNet101,
+    "segformer_b2": SegFormerB2,
 }
 NETWORKS = {**STUDENTS, **TEACHER_NETWORKS}
 

@@ -1,4 +1,4 @@
-"""SegFormer-B0 (Xie et al., 2021) from transformers, built from its config: no hub access.
+"""SegFormer (Xie et al., 2021) from transformers, built from its config: no hub access.
 
 ``transformers`` is imported when the student is built, not when ``student`` is imported, so the
 other students do not pay for it.
@@ -27,8 +27,8 @@ MIT_B0 = {
 }
 
 
-class SegFormerB0(SegmentationStudent):
-    """SegFormer-B0: transformers' ``SegformerForSemanticSegmentation`` with the MiT-b0 config.
+class SegFormer(SegmentationStudent):
+    """transformers' ``SegformerForSemanticSegmentation`` with the MiT config of :attr:`encoder_config`.
 
     ``backbone`` is the MiT encoder (``SegformerModel``); the all-MLP decode head is transformers'
     own, run step by step so that its fused 256-channel map at stride 4 (before dropout and the
@@ -38,12 +38,14 @@ class SegFormerB0(SegmentationStudent):
     """
 
     backbone_key_prefixes = ("backbone.", "segformer.")
+    checkpoint_key_renames = (("segformer.", "backbone."),)
+    encoder_config: dict = MIT_B0
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-        config = SegformerConfig(**MIT_B0, num_labels=num_classes)
+        config = SegformerConfig(**self.encoder_config, num_labels=num_classes)
         model = SegformerForSemanticSegmentation(config)
         self.num_classes = num_classes
         self.backbone = model.segformer
@@ -72,3 +74,16 @@ class SegFormerB0(SegmentationStudent):
 
         loaded = SegformerModel.from_pretrained(str(source), local_files_only=True)
         return load_backbone_state(self.backbone, loaded.state_dict(), source=str(source), strip_prefixes=())
+
+    def read_checkpoint_folder(self, folder: Path) -> dict[str, torch.Tensor]:
+        """A local transformers ``SegformerForSemanticSegmentation`` folder's weights (keys ``segformer.*``)."""
+        from transformers import SegformerForSemanticSegmentation
+
+        loaded = SegformerForSemanticSegmentation.from_pretrained(str(folder), local_files_only=True)
+        return loaded.state_dict()
+
+
+class SegFormerB0(SegFormer):
+    """SegFormer-B0: MiT-b0 and a 256-channel all-MLP head, the usual real-time student."""
+
+    encoder_config = MIT_B0

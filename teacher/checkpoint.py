@@ -45,10 +45,17 @@ def build_teacher(config: TeacherConfig) -> DiffusionSegTeacher:
     return DiffusionSegTeacher(config, unet=unet, vae=vae, scheduler=scheduler)
 
 
+def saved_state_keys(teacher: DiffusionSegTeacher) -> list[str]:
+    """The state-dict keys a teacher folder (and a training checkpoint) holds: not the frozen pretrained parts."""
+    skip = ("vae.", "latent_encoder.") + (
+        ("unet.",) if teacher.config.pretrained and teacher.config.freeze_unet else ()
+    )
+    return [key for key in teacher.state_dict() if not key.startswith(skip)]
+
+
 def _saved_state(teacher: DiffusionSegTeacher) -> dict:
-    state = teacher.state_dict()
-    skip = ("vae.",) + (("unet.",) if teacher.config.pretrained and teacher.config.freeze_unet else ())
-    return {key: value.detach().cpu().contiguous() for key, value in state.items() if not key.startswith(skip)}
+    keep = set(saved_state_keys(teacher))
+    return {key: value.detach().cpu().contiguous() for key, value in teacher.state_dict().items() if key in keep}
 
 
 def save_teacher(teacher: DiffusionSegTeacher, folder: str | Path) -> Path:

@@ -25,7 +25,13 @@ class TeacherConfig(BaseModel):
     embedding_dim: int = Field(ge=1, description="D of the class embeddings (cross_attention_dim)")
     pretrained: str | None = Field(default=None, description="local Stable Diffusion diffusers folder")
     freeze_unet: bool = True
-    space_to_depth: int = Field(default=4, ge=1, description="tiny: pixel-unshuffle factor before the UNet")
+    latent: Literal["auto", "pixels", "vae", "efficientnet_lite0", "efficientnet_lite2"] = Field(
+        default="auto",
+        description="what the UNet denoises: pixels (unshuffled RGB), vae (Stable Diffusion's, with pretrained), or a "
+        "frozen ImageNet backbone's feature map (efficientnet_lite0/2); auto: vae with pretrained, else pixels",
+    )
+    latent_stride: Literal[4, 8, 16] = Field(default=8, description="feature latents: the backbone map's stride")
+    space_to_depth: int = Field(default=4, ge=1, description="pixels: pixel-unshuffle factor before the UNet")
     block_out_channels: tuple[int, ...] = (32, 64, 96)
     attention_levels: tuple[bool, ...] = (False, True, True)
     layers_per_block: int = 1
@@ -49,9 +55,25 @@ class TeacherConfig(BaseModel):
     def _check(self) -> TeacherConfig:
         if self.pretrained is None and len(self.attention_levels) != len(self.block_out_channels):
             raise ValueError("attention_levels needs one entry per block_out_channels level")
+        if self.latent == "vae" and self.pretrained is None:
+            raise ValueError("latent vae needs pretrained: a local Stable Diffusion folder with a vae/")
+        if self.pretrained is not None and self.latent not in ("auto", "vae"):
+            raise ValueError(f"latent {self.latent} trains its own UNet: drop pretrained (a Stable Diffusion folder)")
         return self
 
     @property
+    def resolved_latent(self) -> str:
+        """``latent`` with ``auto`` decided: vae with a pretrained folder, pixels without."""
+        if self.latent != "auto":
+            return self.latent
+        return "vae" if self.pretrained else "pixels"
+
+    @property
+    def latent_factor(self) -> int:
+        """Input pixels per latent pixel (tiny teachers)."""
+        return self.space_to_depth if self.resolved_latent == "pixels" else self.latent_stride
+
+    @property
     def input_multiple(self) -> int:
-        """Image sides must be multiples of this (tiny config: unshuffle times the UNet's depth)."""
-        return self.space_to_depth * 2 ** (len(self.block_out_channels) - 1)
+        """Image sides must be multiples of this (tiny config: the latent's factor times the UNet's depth)."""
+        return self.latent_factor * 2 ** (len(self.block_out_channels) - 1)

@@ -1,10 +1,10 @@
 """DiffusionSegTeacher: one noisy UNet pass conditioned on every class's embedding, then a head.
 
-``forward(images, class_embeddings) -> logits [B, C, H/4, W/4]``. The image (a VAE latent when a
-VAE is present) gets fixed-seed noise at timestep ``t``; one UNet pass runs with
-``encoder_hidden_states`` = the token sequences of all classes (or one pooled vector per class),
-so every cross-attention layer attends to every class. Up-block outputs (forward hooks) feed an
-FPN head; class logits come from the embeddings themselves (see ``head.py``).
+``forward(images, class_embeddings) -> logits [B, C, H/4, W/4]``. The image's latent (a VAE
+latent, a frozen ImageNet backbone's feature map, or unshuffled pixels) gets fixed-seed noise at
+timestep ``t``; one UNet pass runs with ``encoder_hidden_states`` = the token sequences of all
+classes (or one pooled vector per class), so every cross-attention layer attends to every class.
+Up-block outputs (forward hooks) feed an FPN head; class logits come from the embeddings themselves (see ``head.py``).
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.errors import PromptKitError
 from teacher.attention_maps import ClassAttentionRecorder, install_recorder
 from teacher.config import TeacherConfig
+from teacher.feature_latent import FEATURE_LATENTS, BackboneFeatureLatent
 from teacher.head import EmbeddingClassifier, FeaturePyramidHead
 
 
-def tiny_unet(config: TeacherConfig) -> UNet2DConditionModel:
-    """A small pixel-space UNet: attention only where ``config.attention_levels`` says."""
+def tiny_unet(config: TeacherConfig, latent_channels: int) -> UNet2DConditionModel:
+    """A small UNet on a ``latent_channels`` latent: attention only where ``config.attention_levels`` says."""
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in config.attention_levels)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention_levels))
     channels = config.block_out_channels
-    pixels = 3 * config.space_to_depth**2
+    pixels = latent_channels
     return UNet2DConditionModel(
         sample_size=None,
         in_channels=pixels,
@@ -69,7 +70,12 @@ class DiffusionSegTeacher(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config
-        self.unet = unet if unet is not None else tiny_unet(config)
+        self.latent_encoder = None
+        latent_channels = 3 * config.space_to_depth**2
+        if config.resolved_latent in FEATURE_LATENTS:
+            self.latent_encoder = BackboneFeatureLatent(config.resolved_latent, config.latent_stride)
+            latent_channels = self.latent_encoder.channels
+        self.unet = unet if unet is not None else tiny_unet(config, latent_channels)
         self.vae = vae
         if vae is not None:
             vae.requires_grad_(False)
@@ -101,11 +107,13 @@ class DiffusionSegTeacher(nn.Module):
         depth = 2 ** (len(self.unet.config.block_out_channels) - 1)
         if self.vae is not None:
             return depth * 2 ** (len(self.vae.config.block_out_channels) - 1)
-        return depth * self.config.space_to_depth
+        return depth * self.config.latent_factor
 
     # -- inputs -------------------------------------------------------------------------------
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] -> what the UNet denoises: a scaled VAE latent, or the image in [-1, 1]."""
+        """Images in [0, 1] -> what the UNet denoises: a scaled VAE latent, backbone features, or pixels in [-1, 1]."""
+        if self.latent_encoder is not None:
+            return self.latent_encoder(images)
         scaled = images * 2.0 - 1.0
         if self.vae is None:
             factor = self.config.space_to_depth

@@ -142,15 +142,15 @@ def trained_teacher(tmp_path_factory):
     return out
 
 
-def kill_after_checkpoint(monkeypatch, step: int) -> None:
-    """Make `distill run` die (KeyboardInterrupt) right after writing its checkpoint at ``step``."""
-    import distill.student_training as training
+def kill_after_checkpoint(monkeypatch, step: int, folder_name: str = "last") -> None:
+    """Make training die (KeyboardInterrupt) right after writing its ``folder_name`` checkpoint at ``step``."""
+    from distill.training_core import Checkpoints
 
-    original = training._save_checkpoint
+    original = Checkpoints.save
 
-    def save_then_die(accelerator, out, state):
-        original(accelerator, out, state)
-        if state["step"] == step:
+    def save_then_die(self, state):
+        original(self, state)
+        if state.step == step and self.folder.name == folder_name:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(Checkpoints, "save", save_then_die)

@@ -6,7 +6,7 @@ import torch
 from distill.datasets import PairedViews, SyntheticStreets
 from distill.evaluation import ConfusionMatrix
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
-from distill.teacher_training import make_accelerator
+from distill.training_core import make_accelerator
 
 LABEL_SIZE = (24, 32)
 TEACHER_SIZE = (48, 64)

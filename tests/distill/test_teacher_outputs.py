@@ -12,7 +12,7 @@ from distill.datasets import PairedViews, create_dataset
 from distill.datasets.paired_views import apply_geometry
 from distill.teacher_outputs import CACHE_FOLDER, CachedTeacherViews, cache_key, cached_teacher_logits
 from prompt_kit.class_embeddings import ClassEmbeddings
-from teacher import load_teacher
+from teacher import PromptConditionedTeacher, TeacherFolder, load_teacher
 from tests.distill.conftest import DATA
 
 SIZE = (32, 48)
@@ -20,20 +20,19 @@ SIZE = (32, 48)
 
 @pytest.fixture(scope="module")
 def loaded(trained_teacher):
-    teacher = load_teacher(trained_teacher).eval()
-    embeddings = ClassEmbeddings.load(trained_teacher / "class_embeddings.safetensors")
-    return teacher, embeddings
+    folder = TeacherFolder(trained_teacher)
+    return folder.load(), folder.class_embeddings()
 
 
 def test_cached_logits_equal_the_live_teacher_on_whole_images(trained_teacher, loaded, tmp_path):
     teacher, embeddings = loaded
     data = create_dataset(DATA, "train")
-    logits = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, data, SIZE, Accelerator(cpu=True))
+    logits = cached_teacher_logits(teacher, trained_teacher, DATA, data, SIZE, Accelerator(cpu=True))
     assert logits.dtype == torch.float16 and logits.shape == (len(data), 11, 8, 12)
     views = CachedTeacherViews(PairedViews(data, teacher_size=SIZE, student_size=(16, 24), train=False), logits)
     item = views[3]
     with torch.no_grad():
-        live = teacher(item["teacher_image"][None], embeddings)[0]
+        live = teacher(item["teacher_image"][None])[0]
     assert torch.allclose(item["teacher_logits"], live, atol=2e-2, rtol=1e-2)
 
 
@@ -41,22 +40,22 @@ def test_cache_is_computed_once_and_reused(trained_teacher, loaded, monkeypatch)
     teacher, embeddings = loaded
     data = create_dataset(DATA, "train")
     accelerator = Accelerator(cpu=True)
-    first = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, data, SIZE, accelerator)
+    first = cached_teacher_logits(teacher, trained_teacher, DATA, data, SIZE, accelerator)
     import distill.teacher_outputs as outputs
 
     def not_again(*args, **kwargs):
         raise AssertionError("the cache was recomputed")
 
     monkeypatch.setattr(outputs, "compute_teacher_logits", not_again)
-    second = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, data, SIZE, accelerator)
+    second = cached_teacher_logits(teacher, trained_teacher, DATA, data, SIZE, accelerator)
     assert torch.equal(first, second)
     files = list((trained_teacher / CACHE_FOLDER).glob("*.safetensors"))
     assert files and all(path.stat().st_size > 0 for path in files)
 
 
 def test_cache_key_follows_embeddings_data_and_size(trained_teacher, loaded):
-    _, embeddings = loaded
-    key = cache_key(trained_teacher, embeddings, DATA, SIZE)
+    teacher, embeddings = loaded
+    key = cache_key(teacher, DATA, SIZE)
     other = ClassEmbeddings(
         tokens=embeddings.tokens.flip(0),
         attention_mask=embeddings.attention_mask.flip(0),
@@ -67,10 +66,23 @@ def test_cache_key_follows_embeddings_data_and_size(trained_teacher, loaded):
         style=embeddings.style,
         extra=embeddings.extra,
     )
-    assert cache_key(trained_teacher, other, DATA, SIZE) != key
-    assert cache_key(trained_teacher, embeddings, DATA + ",seed=1", SIZE) != key
-    assert cache_key(trained_teacher, embeddings, DATA, (48, 64)) != key
-    assert cache_key(trained_teacher, embeddings, DATA, SIZE) == key
+    folder = TeacherFolder(trained_teacher)
+    conditioned_otherwise = PromptConditionedTeacher(load_teacher(trained_teacher), other, folder.identity(other))
+    assert cache_key(conditioned_otherwise, DATA, SIZE) != key
+    assert cache_key(teacher, DATA + ",seed=1", SIZE) != key
+    assert cache_key(teacher, DATA, (48, 64)) != key
+    assert cache_key(folder.load(), DATA, SIZE) == key
+
+
+def test_an_in_memory_teacher_identity_follows_its_weights(trained_teacher, loaded):
+    _, embeddings = loaded
+    first = PromptConditionedTeacher(load_teacher(trained_teacher), embeddings)
+    second = PromptConditionedTeacher(load_teacher(trained_teacher), embeddings)
+    assert first.identity == second.identity
+    with torch.no_grad():
+        next(second.parameters()).add_(1e-3)
+    third = PromptConditionedTeacher(second.model, embeddings)
+    assert third.identity != first.identity
 
 
 def test_augmented_views_crop_the_cached_map_like_the_image(trained_teacher, loaded):
@@ -111,8 +123,8 @@ def test_a_held_out_part_of_train_gets_its_own_cached_logits(trained_teacher, lo
     teacher, embeddings = loaded
     data = create_dataset(DATA, "train")
     accelerator = Accelerator(cpu=True)
-    whole = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, data, SIZE, accelerator)
+    whole = cached_teacher_logits(teacher, trained_teacher, DATA, data, SIZE, accelerator)
     kept, _ = holdout_split(data, 4)
-    part = cached_teacher_logits(teacher, embeddings, trained_teacher, DATA, kept, SIZE, accelerator)
+    part = cached_teacher_logits(teacher, trained_teacher, DATA, kept, SIZE, accelerator)
     assert part.shape[0] == len(kept) == len(data) - 4
     assert torch.allclose(part.float(), whole[kept.indices].float(), atol=1e-2)  # same images, other batches

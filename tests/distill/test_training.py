@@ -282,3 +282,60 @@ def test_a_no_kd_student_does_not_depend_on_the_teacher_folder(runner, trained_t
     a = load_file(str(tmp_path / "alone" / "checkpoints" / "best" / "model.safetensors"))
     b = load_file(str(tmp_path / "beside" / "checkpoints" / "best" / "model.safetensors"))
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def _diffusion_teacher_args(out):
+    from tests.distill.conftest import TINY_TEACHER
+
+    return [
+        "teacher",
+        "--prompts",
+        str(prompts_dir() / "camvid" / "label.yaml"),
+        "--data",
+        DATA,
+        "--out",
+        str(out),
+        "--steps",
+        "12",
+        "--pretrain-denoiser",
+        "5",
+        "--size",
+        "32x48",
+        "--batch-size",
+        "4",
+        *TINY_TEACHER,
+        "--set",
+        "eval_every=6",
+        "--set",
+        "checkpoint_every=4",
+    ]
+
+
+@pytest.mark.parametrize(("phase", "step"), [("denoiser", 4), ("last", 8)])
+def test_a_killed_diffusion_teacher_resumes_to_the_same_metrics(runner, tmp_path, monkeypatch, phase, step):
+    whole = runner.invoke(distill, _diffusion_teacher_args(tmp_path / "whole"))
+    assert whole.exit_code == 0, whole.output
+    with monkeypatch.context() as patch:
+        kill_after_checkpoint(patch, step, folder_name=phase)
+        killed = runner.invoke(distill, _diffusion_teacher_args(tmp_path / "killed"))
+    assert killed.exit_code != 0 and not (tmp_path / "killed" / "metrics.json").exists()
+    resumed = runner.invoke(distill, [*_diffusion_teacher_args(tmp_path / "killed"), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert a["miou"] == b["miou"] and a["history"] == b["history"]
+    ours = load_teacher(tmp_path / "whole").state_dict()
+    theirs = load_teacher(tmp_path / "killed").state_dict()
+    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
+
+
+def test_a_finished_teacher_is_not_overwritten(runner, trained_teacher, tmp_path):
+    import shutil
+
+    copy = tmp_path / "t"
+    shutil.copytree(trained_teacher, copy)
+    before = (copy / "teacher.safetensors").read_bytes()
+    args = _diffusion_teacher_args(copy)
+    result = runner.invoke(distill, args)
+    assert result.exit_code == 2 and "already holds a finished teacher" in result.stderr
+    assert (copy / "teacher.safetensors").read_bytes() == before

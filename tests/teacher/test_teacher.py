@@ -146,3 +146,45 @@ def test_a_tiny_teacher_saved_before_the_head_fix_is_refused(tmp_path):
     config_path.write_text(json.dumps(saved))
     with pytest.raises(PromptKitError, match="retrain it"):
         load_teacher(tmp_path / "t")
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_a_teacher_on_frozen_imagenet_features(backbone, tmp_path):
+    """The UNet denoises a pretrained backbone's feature map; the backbone stays frozen and out of the folder."""
+    from distill.teacher_training import denoiser_loss
+    from student.efficientnet_lite import imagenet_weights_path
+
+    teacher = tiny_teacher(latent=backbone, latent_stride=8)
+    assert teacher.input_multiple == 8 * 4 and teacher.latent_encoder is not None
+    embeddings = random_embeddings()
+    images = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    latent = teacher.encode_images(images)
+    assert latent.shape == (2, teacher.latent_encoder.channels, 8, 12)
+    assert abs(latent.mean().item()) < 1e-3 and abs(latent.std().item() - 1) < 0.05  # standardised like SD's latent
+    # the frozen backbone is the shipped ImageNet network, not a random one
+    shipped = torch.load(imagenet_weights_path(int(backbone[-1])), map_location="cpu", weights_only=True)
+    torch.testing.assert_close(teacher.latent_encoder.stem[0].weight, shipped["_conv_stem.weight"])
+    teacher.train()
+    loss = denoiser_loss(teacher, embeddings, images)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in teacher.unet.parameters())
+    assert all(p.grad is None for p in teacher.latent_encoder.parameters()) and not teacher.latent_encoder.training
+    teacher.eval()
+    with torch.no_grad():
+        logits = teacher(images, embeddings)
+        swapped_logits = teacher(images, swapped(embeddings, 1, 3))
+    assert logits.shape == (2, 5, 16, 24)
+    torch.testing.assert_close(swapped_logits[:, [0, 3, 2, 1, 4]], logits, atol=1e-4, rtol=1e-4)
+    save_teacher(teacher, tmp_path / "t")
+    from safetensors.torch import load_file
+
+    assert not [key for key in load_file(str(tmp_path / "t" / "teacher.safetensors")) if "latent_encoder" in key]
+    with torch.no_grad():
+        torch.testing.assert_close(load_teacher(tmp_path / "t").eval()(images, embeddings), logits)
+
+
+def test_a_latent_that_does_not_fit_is_a_clear_error():
+    with pytest.raises(ValueError, match="latent vae needs pretrained"):
+        TeacherConfig(num_classes=5, embedding_dim=24, latent="vae")
+    with pytest.raises(ValueError, match="trains its own UNet"):
+        TeacherConfig(num_classes=5, embedding_dim=24, latent="efficientnet_lite0", pretrained="/sd")

