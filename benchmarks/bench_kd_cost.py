@@ -1,12 +1,13 @@
-"""What KD costs per student step: no teacher, cached teacher outputs, live teacher.
+"""What KD costs per student step: no teacher, cached teacher outputs, live teacher, for two teacher kinds.
 
-    python benchmarks/bench_kd_cost.py [--steps 60] [--teacher-steps 2]
+    python benchmarks/bench_kd_cost.py [--steps 60] [--teacher-steps 2] [--network efficientnet_lite2]
 
-Trains a (barely trained: its weights do not change the cost) tiny teacher once, then runs
-`distill run` with the tiny student at 96x128, batch 8, three ways, in this process: ``--kd none``,
-``--kd kl`` with the teacher-output cache (the default; the one-off cache pass is timed apart)
-and ``--kd kl --set teacher_cache=false`` (the teacher runs on every batch). Prints seconds per
-step and each one's ratio to ``--kd none``.
+Trains (barely: their weights do not change the cost) a tiny diffusion teacher and a network
+teacher (``distill teacher --model NETWORK``, at its default 192x256) once, then runs `distill run`
+with the tiny student at 96x128, batch 8, in this process: ``--kd none``, and for each teacher
+``--kd kl`` with the teacher-output cache (the default; the one-off cache pass is timed apart) and
+``--kd kl --set teacher_cache=false`` (the teacher runs on every batch). Prints seconds per step
+and each one's ratio to ``--kd none``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from distill.network_teacher import network_teacher_config
 from distill.student_training import RunConfig, train_student
 from distill.teacher_training import TeacherTrainingConfig, train_teacher
 from prompt_kit.resources import prompts_dir
@@ -32,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--teacher-steps", type=int, default=2)
+    parser.add_argument("--network", default="efficientnet_lite2", help="the network teacher (distill networks)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -52,10 +55,27 @@ def main() -> None:
         cache_seconds = time.perf_counter() - start
         cached = timed_run(root / "cached", args.steps, kd="kl", teacher=str(teacher))
         live = timed_run(root / "live", args.steps, kd="kl", teacher=str(teacher), teacher_cache=False)
-    print(f"{'kd none':<28} {none * 1000:8.1f} ms/step   1.00x")
-    print(f"{'kd kl, cached teacher':<28} {cached * 1000:8.1f} ms/step   {cached / none:.2f}x")
-    print(f"{'kd kl, live teacher':<28} {live * 1000:8.1f} ms/step   {live / none:.2f}x")
-    print(f"one-off cache pass (200 train images) and a 1-step run: {cache_seconds:.1f} s")
+        network = root / "network"
+        network_config = network_teacher_config(
+            args.network, {"out": str(network), "steps": args.teacher_steps, "val_images": 8, "panels": 0}
+        )
+        train_student(network_config)
+        start = time.perf_counter()
+        timed_run(root / "network-warm", 1, kd="kl", teacher=str(network))
+        network_cache_seconds = time.perf_counter() - start
+        network_cached = timed_run(root / "network-cached", args.steps, kd="kl", teacher=str(network))
+        network_live = timed_run(root / "network-live", args.steps, kd="kl", teacher=str(network), teacher_cache=False)
+    rows = [
+        ("kd none", none),
+        ("kd kl, cached diffusion teacher", cached),
+        ("kd kl, live diffusion teacher", live),
+        (f"kd kl, cached {args.network}", network_cached),
+        (f"kd kl, live {args.network}", network_live),
+    ]
+    for name, seconds in rows:
+        print(f"{name:<40} {seconds * 1000:8.1f} ms/step   {seconds / none:.2f}x")
+    print(f"one-off cache pass (200 train images) and a 1-step run: diffusion {cache_seconds:.1f} s, ", end="")
+    print(f"{args.network} {network_cache_seconds:.1f} s")
 
 
 if __name__ == "__main__":

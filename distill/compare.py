@@ -3,9 +3,9 @@
 Every cell of the grid is an ordinary run folder under ``out``:
 ``teachers/<style>/`` (``distill teacher``), ``students/<style>/<kd>/seed<k>/`` (``distill run``)
 and ``students/no_kd/seed<k>/`` (the same student without a teacher: the baseline). Beside the
-prompt styles, ``teachers`` names other teachers, one row each: a teacher folder used as it is
-(``teacher:<name>`` rows), or a registered network trained here first (``teachers/<name>/``, with
-the ``network_teacher`` settings). A cell whose
+prompt styles, ``teachers`` names other teachers, one row each: a teacher folder used as it is,
+or a registered network trained here first (``teachers/<name>/``, with the ``network_teacher``
+settings); rows are named after the folder or the network. A cell whose
 ``metrics.json`` exists is finished and skipped; a killed student cell resumes from its last
 checkpoint, a killed teacher cell too (both trainers sit on the training core). The table joins the
 orthogonality of each style's class embeddings (the tensors the teacher saw), the teacher's
@@ -29,10 +29,10 @@ import pandas as pd
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from distill.compare_report import duration_text, markdown_table, write_results
 from distill.configuration import config_to_yaml
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
-from prompt_kit.score_report import save_figure_png
 from prompt_kit.styles import STYLES
 from prompt_kit.yaml_files import describe_validation_error
 
@@ -135,7 +135,15 @@ def teacher_label(spec: str) -> str:
 
 def teacher_is_folder(spec: str) -> bool:
     """A ``teachers`` entry names an existing folder (used as it is) rather than a network to train."""
-    return Path(spec).is_dir()
+    from student import list_networks
+
+    if Path(spec).is_dir():
+        return True
+    if spec in list_networks():
+        return False
+    raise PromptKitError(
+        f"teacher {spec!r} is neither a teacher folder nor a network name (distill networks lists them)"
+    )
 
 
 def kd_folder_name(spec: str) -> str:
@@ -200,6 +208,10 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
         for spec in config.teachers:
             label = teacher_label(spec)
             if teacher_is_folder(spec):
+                from teacher import TeacherFolder
+
+                if not TeacherFolder(spec).finished:
+                    raise PromptKitError(f"teacher folder {spec} has no metrics.json: finish training it first")
                 teacher_dirs[label] = spec
                 continue
             from distill.network_teacher import network_teacher_config
@@ -250,13 +262,6 @@ def _check_before_training(cells: list[Cell]) -> None:
             kd_terms(cell.config)
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 class ProgressView:
     """Which cell runs, how long the finished ones took, and an estimate for the rest."""
 
@@ -275,11 +280,11 @@ class ProgressView:
         unknown = ", ".join(
             f"{count} {kind.replace('_', ' ')} cells not yet timed" for kind, count in untimed.items() if count
         )
-        return f", about {_duration(timed)} left" + (f" + {unknown}" if unknown else "")
+        return f", about {duration_text(timed)} left" + (f" + {unknown}" if unknown else "")
 
     def starting(self, number: int, cell: Cell) -> None:
         eta = self.estimate_left(self.cells[number - 1 :])
-        self.log(f"[{number}/{len(self.cells)}] {cell.label} ({_duration(time.time() - self.start)} elapsed{eta})")
+        self.log(f"[{number}/{len(self.cells)}] {cell.label} ({duration_text(time.time() - self.start)} elapsed{eta})")
 
     def finished(self, cell: Cell, seconds: float) -> None:
         self.seconds[cell.kind].append(seconds)
@@ -313,7 +318,7 @@ def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None)
         view.finished(cell, time.time() - began)
     table = results_table(config, cells)
     write_results(table, out, _details(config, cells))
-    log(f"finished {len(cells)} cells in {_duration(time.time() - view.start)}; wrote {out}/results.md")
+    log(f"finished {len(cells)} cells in {duration_text(time.time() - view.start)}; wrote {out}/results.md")
     return table
 
 
@@ -389,101 +394,6 @@ def _details(config: CompareConfig, cells: list[Cell]) -> dict[str, Any]:
         "config": config.model_dump(mode="json"),
         "cells": [{"kind": c.kind, "path": str(c.path), "style": c.style, "kd": c.kd, "seed": c.seed} for c in cells],
     }
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    """The results as a Markdown table: mIoU as mean ± std, cosines and seconds rounded."""
-
-    def number(value: float, digits: int = 3) -> str:
-        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-    header = (
-        "| style | KD | max cos | mean cos | teacher mIoU | student mIoU (mean ± std) | gain vs no KD | seeds "
-        "| teacher time | student time |"
-    )
-    lines = [header, "|" + "---|" * 10]
-    for row in table.to_dict("records"):
-        gain = "" if row["kd"] == "none" else f"{row['gain_over_no_kd']:+.3f}"
-        teacher_time = "" if math.isnan(row["teacher_seconds"]) else _duration(row["teacher_seconds"])
-        lines.append(
-            f"| {row['style']} | {row['kd']} | {number(row['max_cos'])} | {number(row['mean_cos'])} "
-            f"| {number(row['teacher_miou'])} | {row['student_miou']:.3f} ± {row['student_std']:.3f} | {gain} "
-            f"| {row['seeds']} | {teacher_time} | {_duration(row['student_seconds'])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write_results(table: pd.DataFrame, out: Path, details: dict[str, Any]) -> list[Path]:
-    """results.md / .csv / .json and the two charts, each written atomically."""
-    paths = [out / "results.md", out / "results.csv", out / "results.json"]
-    atomic_write_text(paths[0], markdown_table(table))
-    flat = table.assign(student_mious=table["student_mious"].map(lambda v: " ".join(f"{x:.4f}" for x in v)))
-    atomic_write_text(paths[1], flat.to_csv(index=False, float_format="%.6g"))
-    records = [{key: _json_value(value) for key, value in row.items()} for row in table.to_dict("records")]
-    atomic_write_text(paths[2], json.dumps({"rows": records, **details}, indent=2) + "\n")
-    paths.append(student_chart(table, out / "student_miou.png"))
-    paths.append(orthogonality_chart(table, out / "orthogonality_vs_teacher.png"))
-    return paths
-
-
-def _json_value(value: Any) -> Any:
-    """Exact floats (not pandas' 10 digits), NaN as null."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if hasattr(value, "item"):
-        return _json_value(value.item())
-    return value
-
-
-def student_chart(table: pd.DataFrame, path: Path) -> Path:
-    """Student mIoU per style (error bars: std over seeds), the teacher's beside it, no-KD as a band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = table[table["kd"] != "none"]
-    names = [r["style"] if table["kd"].nunique() <= 2 else f"{r['style']}\n{r['kd']}" for r in rows.to_dict("records")]
-    positions = list(range(len(rows)))
-    figure, axes = plt.subplots(figsize=(1.6 * len(rows) + 2.5, 4))
-    axes.bar([p - 0.2 for p in positions], rows["teacher_miou"], 0.38, label="teacher", color="#9ab")
-    axes.bar(
-        [p + 0.2 for p in positions],
-        rows["student_miou"],
-        0.38,
-        yerr=rows["student_std"],
-        capsize=4,
-        label="student (KD)",
-        color="#2a6",
-    )
-    baseline = table[table["kd"] == "none"]
-    if len(baseline):
-        mean, std = float(baseline["student_miou"].iloc[0]), float(baseline["student_std"].iloc[0])
-        axes.axhline(mean, color="#c33", linestyle="--", label="student, no KD")
-        axes.axhspan(mean - std, mean + std, color="#c33", alpha=0.12)
-    axes.set_xticks(positions, names)
-    axes.set_ylabel("val mIoU")
-    axes.set_title("Teacher and distilled student per prompt style")
-    axes.legend(loc="lower right", fontsize=8)
-    return save_figure_png(figure, path, dpi=120)
-
-
-def orthogonality_chart(table: pd.DataFrame, path: Path) -> Path:
-    """Max off-diagonal cosine of each style's class embeddings against its teacher's mIoU."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = table[table["kd"] != "none"].drop_duplicates("style")
-    figure, axes = plt.subplots(figsize=(5, 4))
-    axes.scatter(rows["max_cos"], rows["teacher_miou"], color="#26a")
-    for row in rows.to_dict("records"):
-        axes.annotate(row["style"], (row["max_cos"], row["teacher_miou"]), textcoords="offset points", xytext=(4, 4))
-    axes.set_xlabel("max off-diagonal cosine of the class embeddings (lower: more orthogonal)")
-    axes.set_ylabel("teacher val mIoU")
-    axes.set_title("Orthogonality against teacher quality")
-    return save_figure_png(figure, path, dpi=120)
 
 
 __all__ = ["CompareConfig", "markdown_table", "plan_cells", "results_table", "run_compare", "write_results"]

@@ -38,13 +38,13 @@ def network_teacher_config(
             ``batch_size``, ``seed``, ``pretrained``.
     """
     require_student(model)
+    options = dict(options)
     pretrained = options.pop("pretrained", None)
-    if pretrained is None and model in OFFLINE_IMAGENET:
-        pretrained = "imagenet"
     weights = {"student_pretrained": "imagenet"} if pretrained == "imagenet" else {"init_weights": pretrained}
     size = options.pop("image_size", None)
     base = {**options, "student": model, "kd": "none", **weights, "student_size": size}
-    return load_config(RunConfig, config_file, list(overrides or []), base, defaults=NETWORK_TEACHER_DEFAULTS)
+    defaults = {**NETWORK_TEACHER_DEFAULTS, "student_pretrained": "imagenet" if model in OFFLINE_IMAGENET else None}
+    return load_config(RunConfig, config_file, list(overrides or []), base, defaults=defaults)
 
 
 __all__ = ["NETWORK_TEACHER_DEFAULTS", "network_teacher_config"]

@@ -64,7 +64,8 @@ def evaluate_segmenters(
     separate = any(s.view == "teacher" for s in segmenters) and tuple(teacher_size) != tuple(label_size)
     views = PairedViews(dataset, teacher_size=teacher_size if separate else None, student_size=label_size, train=False)
     count = len(views) if limit is None else min(limit, len(views))
-    loader = DataLoader(Subset(views, range(count)), batch_size=batch_size)
+    # its own generator: evaluating must not draw from the global RNG that training's draws come from
+    loader = DataLoader(Subset(views, range(count)), batch_size=batch_size, generator=torch.Generator().manual_seed(0))
     matrices = {s.name: ConfusionMatrix(taxonomy.num_classes, taxonomy.ignore_index) for s in segmenters}
     saved = 0
     for batch in loader:

@@ -39,7 +39,7 @@ from distill.training_core import (
 )
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
-from student import create_student, list_networks, normalize_images
+from student import NETWORKS, create_student, list_networks, normalize_images
 from teacher import Teacher, TeacherFolder, write_network_descriptor
 
 
@@ -200,6 +200,11 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     start_time = time.time()
     out = Path(config.out)
     require_student(config.student)
+    multiple = getattr(NETWORKS[config.student], "input_multiple", 1)
+    if any(side % multiple for side in config.student_size):
+        raise PromptKitError(
+            f"{config.student} needs sides that are multiples of {multiple}: student_size {list(config.student_size)}"
+        )
     terms = kd_terms(config)
     if terms and not config.teacher:
         raise PromptKitError(f"--kd {config.kd} needs a teacher: pass --teacher DIR (or --kd none)")
@@ -226,7 +231,8 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         [p for p in student.parameters() if p.requires_grad], config.optimizer, config.lr, config.weight_decay
     )
     scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
-    student, optimizer, scheduler = accelerator.prepare(student, optimizer, scheduler)
+    # the scheduler stays unprepared: accelerate would step a prepared one once per process and step
+    student, optimizer = accelerator.prepare(student, optimizer)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", config_to_yaml(config))

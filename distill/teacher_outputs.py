@@ -47,7 +47,9 @@ def compute_teacher_logits(
 ) -> torch.Tensor:
     """Logits ``[N, C, h, w]`` (float16, CPU) of every whole image of ``dataset`` resized to ``size``."""
     views = PairedViews(dataset, teacher_size=size, student_size=None, train=False)
-    loader = DataLoader(views, batch_size=batch_size)
+    # its own generator: a DataLoader without one draws a seed from the global RNG, so a cache miss
+    # would shift every later random draw of the run against a cache hit
+    loader = DataLoader(views, batch_size=batch_size, generator=torch.Generator().manual_seed(0))
     teacher.eval()
     outputs = []
     progress = tqdm(loader, desc="teacher outputs", disable=not accelerator.is_local_main_process)

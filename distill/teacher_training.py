@@ -180,14 +180,14 @@ def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[s
     device_embeddings = embeddings.to(accelerator.device)
     saved = set(saved_state_keys(model))
 
-    def settings(steps: int, eval_every: int | None = None) -> LoopSettings:
+    def settings(steps: int, eval_every: int | None = None, grad_clip: float = config.grad_clip) -> LoopSettings:
         return LoopSettings(
             steps=steps,
             batch_size=config.batch_size,
             seed=config.seed,
             checkpoint_every=config.checkpoint_every,
             eval_every=eval_every,
-            grad_clip=config.grad_clip,
+            grad_clip=grad_clip,
             num_workers=config.num_workers,
         )
 
@@ -198,7 +198,7 @@ def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[s
     if denoise and not (resume and checkpoint_exists(segmentation_checkpoint)):
         optimizer = torch.optim.AdamW([p for p in model.unet.parameters() if p.requires_grad], lr=config.denoiser_lr)
         scheduler = constant_schedule(optimizer)
-        optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+        optimizer = accelerator.prepare(optimizer)  # schedulers stay unprepared (see distill run)
         model.recorder.enabled = False
 
         def denoiser_step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -210,7 +210,7 @@ def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[s
             optimizer=optimizer,
             scheduler=scheduler,
             views=views,
-            settings=settings(config.pretrain_denoiser),
+            settings=settings(config.pretrain_denoiser, grad_clip=0.0),  # the denoiser was never clipped
             checkpoints=Checkpoints(
                 out / "checkpoints" / "denoiser", accelerator, teacher, optimizer, scheduler, keep=saved.__contains__
             ),
@@ -219,6 +219,8 @@ def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[s
             writer=writer,
             description="denoiser",
             log_prefix="denoiser",
+            # the denoiser's forward bypasses the DDP wrapper (it is not the teacher's forward): sync by hand
+            synced_by_hand=[p for p in model.unet.parameters() if p.requires_grad],
         )
         model.recorder.enabled = True
         model._features = []
@@ -226,7 +228,7 @@ def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[s
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
-    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    optimizer = accelerator.prepare(optimizer)
     ignore_index = train_data.taxonomy.ignore_index
     weights = class_weights(train_data, config.class_weighting, accelerator.device)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import time
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_save
 from torch.utils.data import DataLoader
@@ -189,13 +191,15 @@ class Checkpoints:
             atomic_write_bytes(staging / "model.safetensors", safetensors_save(self._model_state()))
             atomic_write_bytes(staging / "optimizer.pt", _torch_bytes(self.optimizer.state_dict()))
             atomic_write_bytes(staging / "scheduler.pt", _torch_bytes(self.scheduler.state_dict()))
+            if accelerator.scaler is not None:  # fp16 loss scaling: its scale and growth tracker
+                atomic_write_bytes(staging / "scaler.pt", _torch_bytes(accelerator.scaler.state_dict()))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             atomic_write_text(staging / "state.json", json.dumps(asdict(state), indent=1) + "\n")  # written last
             _fsync_folder(staging)
             previous = _previous(folder)
-            shutil.rmtree(previous, ignore_errors=True)
-            if folder.exists():
+            if folder.exists():  # else a kill mid-switch left only the previous one: keep it until the new is in
+                shutil.rmtree(previous, ignore_errors=True)
                 folder.rename(previous)
             staging.rename(folder)
             _fsync_folder(folder.parent)
@@ -212,7 +216,9 @@ class Checkpoints:
             scheduler_state = torch.load(folder / "scheduler.pt", map_location="cpu", weights_only=True)
             rng_path = folder / f"rng_{self.accelerator.process_index}.pt"
             rng = torch.load(rng_path, weights_only=True) if rng_path.is_file() else None
-        except (OSError, ValueError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
+            scaler_path = folder / "scaler.pt"
+            scaler_state = torch.load(scaler_path, weights_only=True) if scaler_path.is_file() else None
+        except (OSError, ValueError, TypeError, RuntimeError, SafetensorError, pickle.UnpicklingError) as exc:
             raise PromptKitError(
                 f"the checkpoint in {folder} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}): "
                 "delete it to start over"
@@ -223,6 +229,8 @@ class Checkpoints:
             raise PromptKitError(f"the checkpoint in {folder} does not fit this model: resume with the same config")
         self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(scheduler_state)
+        if scaler_state is not None and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(scaler_state)
         if rng is not None:
             _set_rng_states(rng)
         return state
@@ -253,6 +261,7 @@ def train_steps(
     writer=None,
     description: str = "train",
     log_prefix: str = "train",
+    synced_by_hand: list[torch.nn.Parameter] | None = None,
 ) -> LoopState:
     """Train ``model`` for ``settings.steps`` steps on step-addressed batches of ``views``.
 
@@ -262,6 +271,8 @@ def train_steps(
         evaluate: the model's metrics (``miou`` at least), every ``eval_every`` steps and at the end.
         keep_best: called on the main process when an evaluation beats the best so far.
         resume: continue from the checkpoint when there is one.
+        synced_by_hand: parameters whose gradients are averaged over processes here, for a phase whose
+            forward does not go through the DistributedDataParallel wrapper (which would sync them).
 
     Returns:
         The final loop state (step, best mIoU and step, evaluation history).
@@ -276,7 +287,14 @@ def train_steps(
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
     )
-    loader = DataLoader(EpochAddressed(views), batch_sampler=sampler, num_workers=settings.num_workers)
+    # the loader's own generator: without one, starting its iterator draws from the global RNG, which a
+    # resumed run has just restored, and every later random draw (dropout, noise) would shift by one
+    loader = DataLoader(
+        EpochAddressed(views),
+        batch_sampler=sampler,
+        num_workers=settings.num_workers,
+        generator=torch.Generator().manual_seed(settings.seed),
+    )
     progress = tqdm(
         total=settings.steps, initial=state.step, desc=description, disable=not accelerator.is_local_main_process
     )
@@ -288,6 +306,11 @@ def train_steps(
         with accelerator.autocast():
             loss, logged = loss_fn(batch)
         accelerator.backward(loss)
+        if synced_by_hand and accelerator.num_processes > 1:
+            for parameter in synced_by_hand:
+                if parameter.grad is not None:
+                    torch.distributed.all_reduce(parameter.grad)
+                    parameter.grad /= accelerator.num_processes
         if settings.grad_clip:
             accelerator.clip_grad_norm_(parameters, settings.grad_clip)
         optimizer.step()

@@ -7,6 +7,7 @@ is loaded and the missing/unexpected counts are reported with ``warnings.warn``.
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,7 +40,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     if path.suffix not in STATE_DICT_SUFFIXES:
         raise ValueError(f"cannot read weights from {path.name!r}: expected one of {', '.join(STATE_DICT_SUFFIXES)}")
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{path.name} holds more than tensors (e.g. a training script's argparse Namespace), which weights_only "
+            "loading refuses: re-save only its state dict, e.g. torch.save(checkpoint['model'], 'weights.pth')"
+        ) from exc
     if isinstance(loaded, Mapping):
         for wrapper in ("state_dict", "model"):
             if isinstance(loaded.get(wrapper), Mapping):

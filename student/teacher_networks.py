@@ -59,8 +59,11 @@ class TorchvisionDeepLabV3(SegmentationStudent):
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         encoded = self.backbone(images)["out"]
-        decoded = self.classifier[:-1](encoded)
-        return self.classifier[-1](decoded), {"encoder": encoded, "decoder": decoded}
+        decoded = encoded
+        *head, classifier = list(self.classifier)  # DeepLabHead cannot be sliced (it is rebuilt without num_classes)
+        for layer in head:
+            decoded = layer(decoded)
+        return classifier(decoded), {"encoder": encoded, "decoder": decoded}
 
 
 class DeepLabV3ResNet50(TorchvisionDeepLabV3):
@@ -84,6 +87,8 @@ class DeepLabV3PlusResNet101(SegmentationStudent):
     """
 
     input_multiple = 16
+    # a checkpoint of smp's own DeepLabV3Plus (encoder.*, decoder.*, segmentation_head.0.*) loads as it is
+    checkpoint_key_renames = (("encoder.", "backbone."), ("segmentation_head.0.", "classifier."))
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()

@@ -63,9 +63,11 @@ class TeacherFolder:
         if not path.is_file():
             return {}
         try:
-            values = yaml.safe_load(path.read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise PromptKitError(f"cannot read {path}: {exc}") from exc
+            text = path.read_text()
+            values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            reason = " ".join(str(exc).split())
+            raise PromptKitError(f"cannot read {path} ({type(exc).__name__}: {reason}): the folder is damaged") from exc
         return values if isinstance(values, dict) else {}
 
     @property
@@ -89,6 +91,9 @@ class TeacherFolder:
             raise PromptKitError(f"{self.path} holds a diffusion teacher, not a network")
         record = self._read_yaml(NETWORK_NAME)
         if record:
+            missing = [key for key in ("network", "class_names", "image_size") if key not in record]
+            if missing:
+                raise PromptKitError(f"{self.path / NETWORK_NAME} lacks {', '.join(missing)}: the folder is damaged")
             return record
         config, metrics = self.training_config, self.metrics or {}
         if "student" not in config or "per_class_iou" not in metrics:

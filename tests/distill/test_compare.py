@@ -105,7 +105,7 @@ def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, t
     assert first.exit_code != 0 and not (killed / "metrics.json").exists()
     assert json.loads((killed / "checkpoints" / "last" / "state.json").read_text())["step"] == 4
 
-    def no_teacher_training(config):
+    def no_teacher_training(config, resume=False):
         raise AssertionError(f"finished teacher {config.out} trained again")
 
     monkeypatch.setattr(teacher_training, "train_teacher", no_teacher_training)
@@ -208,3 +208,28 @@ def test_demo_command_uses_the_documented_settings(runner, tmp_path, monkeypatch
     (config,) = seen
     assert config.seeds == DEMO_SETTINGS["seeds"] == 2
     assert config.teacher["model"] == {"conditioning": "pooled"} and config.run["student_size"] == (48, 64)
+
+
+def test_compare_with_named_teachers_gives_one_row_each(runner, trained_teacher, tmp_path):
+    """A network trained by compare itself and an existing teacher folder, beside the no-KD baseline."""
+    network = ["--set", "network_teacher.steps=4", "--set", "network_teacher.student_size=[32, 48]"]
+    network += ["--set", "network_teacher.batch_size=4", "--set", "network_teacher.val_images=8"]
+    args = ["compare", "--data", DATA, "--styles", "none", "--teacher", "tiny", "--teacher", str(trained_teacher)]
+    args += ["--kd", "kl", "--seeds", "1", "--out", str(tmp_path / "c"), *TINY, *network]
+    result = runner.invoke(distill, args)
+    assert result.exit_code == 0, result.output
+    rows = {row["style"]: row for row in json.loads((tmp_path / "c" / "results.json").read_text())["rows"]}
+    assert set(rows) == {"tiny", trained_teacher.name, "(no KD)"}
+    trained_here = json.loads((tmp_path / "c" / "teachers" / "tiny" / "metrics.json").read_text())
+    assert rows["tiny"]["teacher_miou"] == trained_here["miou"]
+    assert rows["tiny"]["teacher_seconds"] == trained_here["train_seconds"]
+    folder = json.loads((trained_teacher / "metrics.json").read_text())
+    assert rows[trained_teacher.name]["teacher_miou"] == folder["miou"]
+    assert rows[trained_teacher.name]["max_cos"] is None  # no prompt style: no orthogonality column
+    config = (tmp_path / "c" / "students" / trained_teacher.name / "kl" / "seed0" / "config.yaml").read_text()
+    assert f"teacher: {trained_teacher}" in config
+
+
+def test_compare_needs_something_to_compare(runner, tmp_path):
+    result = runner.invoke(distill, ["compare", "--data", DATA, "--styles", "none", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "no teachers to compare" in result.stderr
