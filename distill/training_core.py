@@ -315,6 +315,9 @@ def train_steps(
             accelerator.clip_grad_norm_(parameters, settings.grad_clip)
         optimizer.step()
         scheduler.step()
+        # the model's, not only the optimizer's: a phase that trains part of a model (the denoiser) must not
+        # leave gradients on the rest that the next phase's first step would add in
+        model.zero_grad(set_to_none=True)
         optimizer.zero_grad(set_to_none=True)
         step += 1
         progress.update(1)
