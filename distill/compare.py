@@ -35,6 +35,7 @@ from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.styles import STYLES
 from prompt_kit.yaml_files import describe_validation_error
+from teacher import TeacherFolder
 
 NO_KD = "no_kd"
 CELL_KINDS = ("teacher", "network_teacher", "student")
@@ -208,8 +209,6 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
         for spec in config.teachers:
             label = teacher_label(spec)
             if teacher_is_folder(spec):
-                from teacher import TeacherFolder
-
                 if not TeacherFolder(spec).finished:
                     raise PromptKitError(f"teacher folder {spec} has no metrics.json: finish training it first")
                 teacher_dirs[label] = spec
@@ -322,12 +321,10 @@ def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None)
     return table
 
 
-def _style_scores(teacher_dir: Path) -> dict[str, float]:
-    from prompt_kit.class_embeddings import ClassEmbeddings
+def _style_scores(teacher: TeacherFolder) -> dict[str, float]:
     from prompt_kit.score_report import score_embeddings
 
-    embeddings = ClassEmbeddings.load(teacher_dir / "class_embeddings.safetensors")
-    scores = score_embeddings(teacher_dir.name, embeddings).pooled
+    scores = score_embeddings(teacher.path.name, teacher.class_embeddings()).pooled
     return {"max_cos": scores.max_offdiag, "mean_cos": scores.mean_offdiag}
 
 
@@ -349,8 +346,9 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
     teacher_dirs = {cell.style: Path(cell.config.teacher) for cell in students if cell.style is not None}
     no_scores = {"max_cos": math.nan, "mean_cos": math.nan}
     for style, teacher_dir in teacher_dirs.items():
-        teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
-        scores = _style_scores(teacher_dir) if style in config.styles else no_scores
+        teacher = TeacherFolder(teacher_dir)
+        teacher_metrics = teacher.metrics or {}
+        scores = _style_scores(teacher) if style in config.styles else no_scores
         for kd in config.kd:
             mine = [cell for cell in students if cell.style == style and cell.kd == kd]
             mean, std, values, seconds = _student_stats(mine)
@@ -359,7 +357,7 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
                     "style": style,
                     "kd": kd,
                     **scores,
-                    "teacher_miou": teacher_metrics["miou"],
+                    "teacher_miou": teacher_metrics.get("miou", math.nan),
                     "student_miou": mean,
                     "student_std": std,
                     "gain_over_no_kd": mean - base_mean,

@@ -166,12 +166,17 @@ def test_eval_on_another_split_and_bad_paths(finished, runner, tmp_path):
 
 def test_demo_runs_the_whole_comparison(runner, tmp_path):
     """The demo's own pipeline with every size shrunk (the real demo is timed by benchmarks/bench_demo.py)."""
-    args = ["demo", "--out", str(tmp_path / "demo"), "--seeds", "1", "--set", f"data={DATA}", *TINY]
+    network = ["--set", "network_teacher.steps=2", "--set", "network_teacher.student_size=[32, 48]"]
+    network += ["--set", "network_teacher.batch_size=4", "--set", "network_teacher.val_images=8"]
+    args = ["demo", "--out", str(tmp_path / "demo"), "--seeds", "1", "--set", f"data={DATA}", *TINY, *network]
     result = runner.invoke(promptkit, args)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "demo" / "results.csv")
-    assert list(table["style"]) == ["label", "sentence", "bag_of_words", "orthogonal", "(no KD)"]
-    assert list(table["seeds"]) == [1] * 5
+    styles = ["label", "sentence", "bag_of_words", "orthogonal"]
+    assert list(table["style"]) == [*styles, "efficientnet_lite0", "(no KD)"]
+    assert list(table["seeds"]) == [1] * 6
+    teacher_config = (tmp_path / "demo" / "teachers" / "efficientnet_lite0" / "config.yaml").read_text()
+    assert "student_pretrained: imagenet" in teacher_config and "kd: none" in teacher_config
 
 
 def test_demo_command_uses_the_documented_settings(runner, tmp_path, monkeypatch):
@@ -208,6 +213,7 @@ def test_demo_command_uses_the_documented_settings(runner, tmp_path, monkeypatch
     (config,) = seen
     assert config.seeds == DEMO_SETTINGS["seeds"] == 2
     assert config.teacher["model"] == {"conditioning": "pooled"} and config.run["student_size"] == (48, 64)
+    assert config.teachers == ["efficientnet_lite0"] and config.network_teacher["student_size"] == (96, 128)
 
 
 def test_compare_with_named_teachers_gives_one_row_each(runner, trained_teacher, tmp_path):
