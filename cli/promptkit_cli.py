@@ -240,7 +240,7 @@ Re-running the same command skips finished runs and resumes a killed one.
 @click.option("--seeds", type=int, default=None, help="Student seeds per style (default 2).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a compare field.")
 def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
-    """The main job on the embedded default: four prompt styles, teacher, KD student, one table.
+    """The main job on the embedded default: four prompt styles and a network teacher, KD students, one table.
 
     Synthetic street scenes, the curated CamVid prompt sets, the tiny teacher and student and
     `distill compare` with the default KD; no data and no network needed.
