@@ -14,40 +14,16 @@ gradients.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from bench_teacher import embeddings as random_class_embeddings  # the same MiniLM-sized embeddings
+from bench_teacher import median_seconds
 
-from prompt_kit.class_embeddings import ClassEmbeddings
 from student import create_student, list_teacher_networks
 from teacher import DiffusionSegTeacher, NetworkTeacher, PromptConditionedTeacher, TeacherConfig
 
 CLASSES = 11
-
-
-def random_class_embeddings(classes: int, dim: int) -> ClassEmbeddings:
-    """MiniLM-sized embeddings (6 tokens per class): their values do not change the cost."""
-    generator = torch.Generator().manual_seed(0)
-    return ClassEmbeddings(
-        tokens=torch.randn(classes, 6, dim, generator=generator),
-        attention_mask=torch.ones(classes, 6, dtype=torch.int64),
-        pooled=torch.randn(classes, dim, generator=generator),
-        class_names=[f"c{i}" for i in range(classes)],
-        encoder="random",
-    )
-
-
-def median_seconds(step, repeats: int = 5, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build(kind: str):
@@ -57,7 +33,7 @@ def build(kind: str):
     if kind in ("diffusion_pixels", "diffusion_lite0_features"):
         latent = "pixels" if kind == "diffusion_pixels" else "efficientnet_lite0"
         model = DiffusionSegTeacher(TeacherConfig(num_classes=CLASSES, embedding_dim=384, latent=latent))
-        embeddings = random_class_embeddings(CLASSES, 384)
+        embeddings = random_class_embeddings()
         return model, (lambda images: model(images, embeddings)), PromptConditionedTeacher(model, embeddings)
     network = create_student(kind, CLASSES)
     teacher = NetworkTeacher(network, names, name=kind)

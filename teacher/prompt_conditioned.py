@@ -7,6 +7,8 @@ with the module and the teacher reads like any other: images in, logits out.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from prompt_kit.class_embeddings import ClassEmbeddings
@@ -31,16 +33,8 @@ class PromptConditionedTeacher(Teacher):
     @property
     def embeddings(self) -> ClassEmbeddings:
         """The class embeddings the teacher is conditioned on, on the module's device."""
-        meta = self._meta
-        return ClassEmbeddings(
-            tokens=self.tokens,
-            attention_mask=self.attention_mask,
-            pooled=self.pooled,
-            class_names=meta.class_names,
-            encoder=meta.encoder,
-            prompt_set_hash=meta.prompt_set_hash,
-            style=meta.style,
-            extra=meta.extra,
+        return dataclasses.replace(
+            self._meta, tokens=self.tokens, attention_mask=self.attention_mask, pooled=self.pooled
         )
 
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
