@@ -111,15 +111,11 @@ TINY_TEACHER = [
 ]
 
 
-@pytest.fixture(scope="session")
-def trained_teacher(tmp_path_factory):
-    from click.testing import CliRunner
-
-    from cli.distill_cli import distill
+def tiny_teacher_args(out, steps: int = 30, extra=()) -> list[str]:
+    """`distill teacher` arguments for the tiny teacher on tiny synthetic scenes (5 denoiser steps, 32x48)."""
     from prompt_kit.resources import prompts_dir
 
-    out = tmp_path_factory.mktemp("teacher")
-    args = [
+    return [
         "teacher",
         "--prompts",
         str(prompts_dir() / "camvid" / "label.yaml"),
@@ -128,7 +124,7 @@ def trained_teacher(tmp_path_factory):
         "--out",
         str(out),
         "--steps",
-        "30",
+        str(steps),
         "--pretrain-denoiser",
         "5",
         "--size",
@@ -136,8 +132,18 @@ def trained_teacher(tmp_path_factory):
         "--batch-size",
         "4",
         *TINY_TEACHER,
+        *extra,
     ]
-    result = CliRunner().invoke(distill, args)
+
+
+@pytest.fixture(scope="session")
+def trained_teacher(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from cli.distill_cli import distill
+
+    out = tmp_path_factory.mktemp("teacher")
+    result = CliRunner().invoke(distill, tiny_teacher_args(out))
     assert result.exit_code == 0, result.output
     return out
 

@@ -285,30 +285,9 @@ def test_a_no_kd_student_does_not_depend_on_the_teacher_folder(runner, trained_t
 
 
 def _diffusion_teacher_args(out):
-    from tests.distill.conftest import TINY_TEACHER
+    from tests.distill.conftest import tiny_teacher_args
 
-    return [
-        "teacher",
-        "--prompts",
-        str(prompts_dir() / "camvid" / "label.yaml"),
-        "--data",
-        DATA,
-        "--out",
-        str(out),
-        "--steps",
-        "12",
-        "--pretrain-denoiser",
-        "5",
-        "--size",
-        "32x48",
-        "--batch-size",
-        "4",
-        *TINY_TEACHER,
-        "--set",
-        "eval_every=6",
-        "--set",
-        "checkpoint_every=4",
-    ]
+    return tiny_teacher_args(out, steps=12, extra=["--set", "eval_every=6", "--set", "checkpoint_every=4"])
 
 
 @pytest.mark.parametrize(("phase", "step"), [("denoiser", 4), ("last", 8)])
