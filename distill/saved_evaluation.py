@@ -10,11 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from safetensors.torch import load_file
-
 from distill.datasets import create_dataset
 from prompt_kit.errors import PromptKitError
+from prompt_kit.readers import read_safetensors, read_yaml
 
 BEST_WEIGHTS = Path("checkpoints") / "best" / "model.safetensors"
 
@@ -46,15 +44,28 @@ def evaluate_saved(path: str | Path, data: str | None = None, split: str = "val"
         raise PromptKitError(f"{path} does not exist: pass a run folder, a teacher folder or a checkpoint")
     accelerator = make_accelerator("auto")
     if path.is_dir() and (path / "teacher_config.json").is_file():
-        return _evaluate_teacher_folder(path, data, split, accelerator)
-    return _evaluate_student_run(path, data, split, accelerator)
+        folder, metrics = path, _evaluate_teacher_folder(path, data, split, accelerator)
+    else:
+        folder, metrics = find_run_folder(path)[0], _evaluate_student_run(path, data, split, accelerator)
+    return {**metrics, **run_status(folder)}
+
+
+def run_status(folder: Path) -> dict[str, Any]:
+    """``finished`` (the run wrote metrics.json) and, for a killed run, the step of its last checkpoint."""
+    from distill.training_core import checkpoint_state
+
+    if (folder / "metrics.json").is_file():
+        return {"finished": True}
+    states = [checkpoint_state(folder / "checkpoints" / name) for name in ("last", "denoiser")]
+    step = next((state["step"] for state in states if "step" in state), None)
+    return {"finished": False, "checkpoint_step": step}
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
-    try:
-        return yaml.safe_load((folder / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise PromptKitError(f"cannot read {folder / 'config.yaml'}: {exc}") from exc
+    values = read_yaml(folder / "config.yaml", "run config") or {}
+    if not isinstance(values, dict):
+        raise PromptKitError(f"{folder / 'config.yaml'} is not a run config: expected a YAML mapping")
+    return values
 
 
 def _evaluate_teacher_folder(folder: Path, data: str | None, split: str, accelerator) -> dict[str, Any]:
@@ -85,7 +96,7 @@ def _evaluate_student_run(path: Path, data: str | None, split: str, accelerator)
     dataset = create_dataset(spec, split)
     model = create_student(config.student, dataset.taxonomy.num_classes)
     try:
-        model.load_state_dict(load_file(str(weights)))
+        model.load_state_dict(read_safetensors(weights, "student weights"))
     except RuntimeError as exc:
         raise PromptKitError(
             f"{weights} does not fit a {config.student} student for {dataset.taxonomy.num_classes} classes "

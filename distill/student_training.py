@@ -18,13 +18,14 @@ from accelerate.utils import set_seed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from distill.class_weights import ClassWeighting, class_weights
-from distill.configuration import config_to_yaml
+from distill.configuration import ImageSize, config_to_yaml
 from distill.datasets import PairedViews, create_dataset
 from distill.datasets.holdout import holdout_split
 from distill.datasets.paired_views import check_augmentation
 from distill.losses import create_loss, kd_pixel_mask, parse_kd_spec
 from distill.losses.pixel_selection import KdPixels
 from distill.provenance import provenance
+from distill.run_folder import RunFolder, open_run_folder
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
 from distill.training_core import (
     Checkpoints,
@@ -39,6 +40,7 @@ from distill.training_core import (
 )
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
+from prompt_kit.readers import read_safetensors
 from student import NETWORKS, create_student, list_networks, normalize_images
 from teacher import Teacher, TeacherFolder, write_network_descriptor
 
@@ -81,8 +83,8 @@ class RunConfig(BaseModel):
     out: str = "runs/student"
     steps: int = Field(default=600, ge=0, description="0: evaluate the initial weights (e.g. init_weights) only")
     batch_size: int = Field(default=8, ge=1)
-    teacher_size: tuple[int, int] | None = Field(default=None, description="default: the teacher's training size")
-    student_size: tuple[int, int] = (96, 128)
+    teacher_size: ImageSize | None = Field(default=None, description="default: the teacher's training size")
+    student_size: ImageSize = (96, 128)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -125,25 +127,41 @@ class RunConfig(BaseModel):
 
 
 def kd_terms(config: RunConfig) -> list[tuple[str, float, torch.nn.Module]]:
-    """(name, weight, loss) per term of ``--kd``; cirkd is applied to features, the rest to logits."""
+    """(name, weight, loss) per term of ``--kd``; cirkd is applied to features, the rest to logits.
+
+    ``kd_params`` holds parameters shared by the terms (each goes to every term that takes it and
+    must be taken by one) and, under a term's name, that term's own; a parameter no term takes, a
+    misspelt one included, is an error that lists the valid ones.
+    """
+    from distill.losses import loss_parameters
+
     if config.kd.strip() == "none":
         return []
-    terms = []
     try:
-        spec = parse_kd_spec(config.kd)
+        spec = [(name, weight) for name, weight in parse_kd_spec(config.kd) if name != "none"]
     except ValueError as exc:
         raise PromptKitError(f"--kd {config.kd!r}: {exc}") from exc
+    names = [name for name, _ in spec]
+    valid = "; ".join(f"{name}: {', '.join(p for p in loss_parameters(name) if p != 'align')}" for name in names)
+    own = {key: value for key, value in config.kd_params.items() if isinstance(value, dict)}
+    shared = {key: value for key, value in config.kd_params.items() if not isinstance(value, dict)}
+    for key in own:
+        if key not in names:
+            raise PromptKitError(f"kd_params.{key}: {key} is not a term of --kd {config.kd!r}")
+    for key in shared:
+        if not any(key in loss_parameters(name) for name in names):
+            raise PromptKitError(f"kd_params.{key}: no term of --kd {config.kd!r} takes it (parameters: {valid})")
+    terms = []
     for name, weight in spec:
-        if name == "none":
-            continue
-        params = {
-            **{k: v for k, v in config.kd_params.items() if not isinstance(v, dict)},
-            **config.kd_params.get(name, {}),
-        }
+        unknown = [key for key in own.get(name, {}) if key not in loss_parameters(name)]
+        if unknown:
+            raise PromptKitError(f"kd_params.{name}.{unknown[0]}: {name} does not take it (parameters: {valid})")
+        params = {key: value for key, value in shared.items() if key in loss_parameters(name)}
+        params.update(own.get(name, {}))
         try:
-            loss = create_loss(name, align=config.align, **_accepted(name, params))
-        except ValueError as exc:
-            raise PromptKitError(f"--kd {config.kd!r}: {exc}") from exc
+            loss = create_loss(name, align=config.align, **params)
+        except (ValueError, TypeError) as exc:
+            raise PromptKitError(f"kd_params for {name}: {str(exc).splitlines()[0]}") from exc
         terms.append((name, weight, loss))
     return terms
 
@@ -152,13 +170,6 @@ def require_student(name: str) -> None:
     """A one-line error listing the registered students when ``name`` is not one of them."""
     if name not in list_networks():
         raise PromptKitError(f"unknown student {name!r}: choose one of {', '.join(list_networks())}")
-
-
-def _accepted(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    from distill.losses import loss_parameters
-
-    taken = set(loss_parameters(name))
-    return {key: value for key, value in params.items() if key in taken}
 
 
 def training_and_evaluation_data(config: RunConfig):
@@ -195,10 +206,25 @@ def build_network(config: RunConfig, num_classes: int):
     return network
 
 
-def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
-    """Train, evaluate and write the run folder; returns metrics.json's content."""
+def train_student(
+    config: RunConfig, resume: bool = False, overwrite: bool = False, allow_changes: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Train, evaluate and write the run folder; returns metrics.json's content.
+
+    ``resume`` continues a killed run (same config; ``allow_changes`` names result-neutral fields
+    that may differ), ``overwrite`` starts a finished or killed one over (see ``distill.run_folder``).
+    """
     start_time = time.time()
-    out = Path(config.out)
+    checkpoints = [Path(config.out) / RUN_CHECKPOINT]
+    with open_run_folder(
+        config.out, config, what="run", checkpoints=checkpoints, resume=resume, overwrite=overwrite,
+        allow_changes=allow_changes,
+    ) as folder:  # fmt: skip
+        return _train_student(config, resume, folder, start_time)
+
+
+def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_time: float) -> dict[str, Any]:
+    out = folder.path
     require_student(config.student)
     multiple = getattr(NETWORKS[config.student], "input_multiple", 1)
     if any(side % multiple for side in config.student_size):
@@ -208,8 +234,6 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     terms = kd_terms(config)
     if terms and not config.teacher:
         raise PromptKitError(f"--kd {config.kd} needs a teacher: pass --teacher DIR (or --kd none)")
-    if (out / "metrics.json").is_file() and not resume:
-        raise PromptKitError(f"{out} already holds a finished run: choose another --out or pass --resume")
     accelerator = make_accelerator(config.mixed_precision)
     set_seed(config.seed)
     train_data, val_data = training_and_evaluation_data(config)
@@ -234,7 +258,6 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     # the scheduler stays unprepared: accelerate would step a prepared one once per process and step
     student, optimizer = accelerator.prepare(student, optimizer)
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", config_to_yaml(config))
 
     live_teacher = bool(terms) and (not config.teacher_cache or any(name == "cirkd" for name, _, _ in terms))
@@ -302,7 +325,9 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
         scheduler=scheduler,
         views=views,
         settings=settings,
-        checkpoints=Checkpoints(out / RUN_CHECKPOINT, accelerator, student, optimizer, scheduler),
+        checkpoints=Checkpoints(
+            out / RUN_CHECKPOINT, accelerator, student, optimizer, scheduler, config_sha256=folder.config_sha256
+        ),
         loss_fn=loss_fn,
         evaluate=lambda: evaluate_student(accelerator.unwrap_model(student), val_data, config, accelerator),
         keep_best=keep_best,
@@ -316,7 +341,9 @@ def train_student(config: RunConfig, resume: bool = False) -> dict[str, Any]:
     # one number per rank: with several processes the replicas must hold identical weights
     checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(student).parameters()]).sum()
     checksums = [float(v) for v in accelerator.gather(checksum.reshape(1).to(accelerator.device))]
-    final = _final_metrics(config, accelerator, out, val_data, teacher, teacher_size, state, checksums, start_time)
+    final = _final_metrics(
+        config, accelerator, folder, val_data, teacher, teacher_size, state, checksums, start_time
+    )
     if writer is not None:
         writer.close()
     accelerator.end_training()
@@ -365,11 +392,10 @@ def evaluate_student(
     return metrics
 
 
-def _final_metrics(config, accelerator, out, val_data, teacher, teacher_size, state, checksums, start_time):
-    from safetensors.torch import load_file
-
+def _final_metrics(config, accelerator, folder, val_data, teacher, teacher_size, state, checksums, start_time):
+    out = folder.path
     best = create_student(config.student, val_data.taxonomy.num_classes)
-    best.load_state_dict(load_file(str(out / BEST_WEIGHTS)))
+    best.load_state_dict(read_safetensors(out / BEST_WEIGHTS, "best student weights"))
     best = best.to(accelerator.device, memory_format=config.memory_format)
     evaluated = evaluate_student(
         best,
@@ -416,6 +442,9 @@ def _final_metrics(config, accelerator, out, val_data, teacher, teacher_size, st
             processes=accelerator.num_processes,
             mixed_precision=accelerator.mixed_precision,
             config=config.model_dump(mode="json"),
+            config_sha256=folder.config_sha256,
+            resumed_from_step=folder.resumed_from_step,
+            changed_on_resume=folder.changed_on_resume,
         )
         # the run folder teaches too: name the network, its classes and input size
         write_network_descriptor(out, config.student, val_data.taxonomy.class_names, config.student_size)

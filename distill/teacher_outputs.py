@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_save
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -28,7 +28,10 @@ from distill.datasets import PairedViews
 from distill.datasets.paired_views import apply_geometry
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes
+from prompt_kit.readers import read_safetensors
 from teacher import Teacher
+
+logger = logging.getLogger(__name__)
 
 CACHE_FOLDER = "output_cache"
 CACHE_VERSION = 2  # 2: keyed on Teacher.identity
@@ -72,14 +75,25 @@ def cached_teacher_logits(
         data = f"{data} {dataset.split} ({len(dataset)} images)"
     path = Path(teacher_dir) / CACHE_FOLDER / f"{cache_key(teacher, data, size)}.safetensors"
     with accelerator.main_process_first():
-        if not path.is_file() and accelerator.is_main_process:
+        logits = _read_cached(path, len(dataset)) if path.is_file() else None
+        if logits is None and accelerator.is_main_process:
+            if path.is_file():
+                logger.warning("the teacher-output cache entry %s cannot be used: computing it again", path)
             logits = compute_teacher_logits(teacher, dataset, size, accelerator)
             metadata = {"data": data, "size": f"{size[0]}x{size[1]}", "images": str(len(dataset))}
             atomic_write_bytes(path, safetensors_save({"logits": logits}, metadata=metadata))
-        logits = load_file(str(path))["logits"]
-    if logits.shape[0] != len(dataset):
-        raise PromptKitError(f"{path} holds {logits.shape[0]} images but the data has {len(dataset)}: delete it")
+    if logits is None:
+        raise PromptKitError(f"{path} cannot be read after the main process wrote it: is the disk shared and full?")
     return logits
+
+
+def _read_cached(path: Path, images: int) -> torch.Tensor | None:
+    """The logits of a cache entry, or None when it is damaged or holds another number of images."""
+    try:
+        logits = read_safetensors(path, "teacher-output cache entry").get("logits")
+    except PromptKitError:
+        return None
+    return logits if logits is not None and logits.ndim == 4 and logits.shape[0] == images else None
 
 
 class CachedTeacherViews(Dataset):

@@ -18,12 +18,13 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from distill.class_weights import ClassWeighting, class_weights
-from distill.configuration import config_to_yaml
+from distill.configuration import ImageSize, config_to_yaml
 from distill.datasets import PairedViews, create_dataset
 from distill.provenance import provenance
+from distill.run_folder import RunFolder, open_run_folder
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
 from distill.training_core import (
     Checkpoints,
@@ -42,6 +43,7 @@ from prompt_kit.encoders import create_encoder, encode_prompt_set
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.prompt_set import load_prompt_set
+from prompt_kit.yaml_files import describe_validation_error
 from teacher import DiffusionSegTeacher, TeacherConfig, build_teacher, load_teacher, save_teacher
 from teacher.checkpoint import saved_state_keys
 from teacher.folder import EMBEDDINGS_NAME
@@ -60,7 +62,7 @@ class TeacherTrainingConfig(BaseModel):
     steps: int = Field(default=800, ge=0)
     pretrain_denoiser: int = Field(default=100, ge=0, description="DDPM steps before segmentation training")
     batch_size: int = Field(default=8, ge=1)
-    image_size: tuple[int, int] = (96, 128)
+    image_size: ImageSize = (96, 128)
     lr: float = 1e-3
     denoiser_lr: float = 5e-4
     weight_decay: float = 1e-4
@@ -80,6 +82,21 @@ class TeacherTrainingConfig(BaseModel):
         "the teacher leaves poles, signs, fences and people at 0 IoU for hundreds of steps",
     )
     model: dict[str, Any] = Field(default_factory=dict, description="TeacherConfig overrides")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model_fields(cls, model: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Checked now (with stand-in class counts), not after the prompts are encoded: a typo fails fast."""
+        fixed = {"num_classes", "embedding_dim", "pretrained"}
+        given = sorted(fixed & set(model))
+        if given:
+            raise ValueError(f"{given[0]} comes from the prompts and --pretrained, not from model.{given[0]}")
+        try:
+            stand_in = {"num_classes": 2, "embedding_dim": 8, "pretrained": info.data.get("pretrained")}
+            TeacherConfig.model_validate({**stand_in, **model})
+        except ValidationError as exc:
+            raise ValueError(describe_validation_error(exc)) from None
+        return model
     init_from: str | None = Field(
         default=None,
         description="a teacher folder whose weights training starts from (train longer without starting over; "
@@ -135,16 +152,27 @@ def initial_teacher(folder: str | Path, teacher_config: TeacherConfig) -> Diffus
     return teacher
 
 
-def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[str, Any]:
+def train_teacher(
+    config: TeacherTrainingConfig, resume: bool = False, overwrite: bool = False, allow_changes: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Train, evaluate and write the teacher folder; returns the final metrics.
 
     ``resume`` continues a killed teacher from its last checkpoint (denoiser or segmentation
-    phase) and ends with the same numbers as an uninterrupted run.
+    phase) and ends with the same numbers as an uninterrupted run; ``overwrite`` starts a finished
+    or killed one over (see ``distill.run_folder``).
     """
     start_time = time.time()
     out = Path(config.out)
-    if (out / "metrics.json").is_file() and not resume:
-        raise PromptKitError(f"{out} already holds a finished teacher: choose another --out or pass --resume")
+    checkpoints = [out / "checkpoints" / "denoiser", out / "checkpoints" / "last"]
+    with open_run_folder(
+        out, config, what="teacher", checkpoints=checkpoints, resume=resume, overwrite=overwrite,
+        allow_changes=allow_changes,
+    ) as folder:  # fmt: skip
+        return _train_teacher(config, resume, folder, start_time)
+
+
+def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolder, start_time: float) -> dict[str, Any]:
+    out = folder.path
     accelerator = make_accelerator(config.mixed_precision)
     set_seed(config.seed)
     prompt_set = load_prompt_set(config.prompts)
@@ -167,7 +195,6 @@ def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[s
     if any(side % multiple for side in config.image_size):
         raise PromptKitError(f"image_size {list(config.image_size)} must be multiples of {multiple} for this teacher")
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
         embeddings.save(out / EMBEDDINGS_NAME)
         atomic_write_text(out / "config.yaml", config_to_yaml(config))
 
@@ -212,7 +239,13 @@ def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[s
             views=views,
             settings=settings(config.pretrain_denoiser, grad_clip=0.0),  # the denoiser was never clipped
             checkpoints=Checkpoints(
-                out / "checkpoints" / "denoiser", accelerator, teacher, optimizer, scheduler, keep=saved.__contains__
+                out / "checkpoints" / "denoiser",
+                accelerator,
+                teacher,
+                optimizer,
+                scheduler,
+                keep=saved.__contains__,
+                config_sha256=folder.config_sha256,
             ),
             loss_fn=denoiser_step,
             resume=resume,
@@ -249,7 +282,13 @@ def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[s
         views=views,
         settings=settings(config.steps, config.eval_every),
         checkpoints=Checkpoints(
-            segmentation_checkpoint, accelerator, teacher, optimizer, scheduler, keep=saved.__contains__
+            segmentation_checkpoint,
+            accelerator,
+            teacher,
+            optimizer,
+            scheduler,
+            keep=saved.__contains__,
+            config_sha256=folder.config_sha256,
         ),
         loss_fn=segmentation_step,
         evaluate=evaluate,
@@ -293,6 +332,9 @@ def train_teacher(config: TeacherTrainingConfig, resume: bool = False) -> dict[s
         device=str(accelerator.device),
         mixed_precision=accelerator.mixed_precision,
         config=config.model_dump(mode="json"),
+        config_sha256=folder.config_sha256,
+        resumed_from_step=folder.resumed_from_step,
+        changed_on_resume=folder.changed_on_resume,
     )
     write_finished(out, accelerator, record, metrics)
     if writer is not None:

@@ -17,8 +17,9 @@ new one is complete, so a kill at any moment leaves one whole checkpoint to resu
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
-import pickle
 import random
 import shutil
 import time
@@ -30,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_save
 from torch.utils.data import DataLoader
@@ -39,6 +39,8 @@ from tqdm.auto import tqdm
 from distill.step_sampling import EpochAddressed, StepBatchSampler
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 LossFn = Callable[[dict[str, Any]], tuple[torch.Tensor, dict[str, float]]]
 
@@ -169,10 +171,12 @@ class Checkpoints:
         optimizer,
         scheduler,
         keep: Callable[[str], bool] = lambda key: True,
+        config_sha256: str = "",
     ) -> None:
         self.folder, self.accelerator = Path(folder), accelerator
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.keep = keep
+        self.config_sha256 = config_sha256  # recorded in state.json: --resume checks config.yaml against it
 
     def _model_state(self) -> dict[str, torch.Tensor]:
         state = self.accelerator.unwrap_model(self.model).state_dict()
@@ -195,22 +199,42 @@ class Checkpoints:
                 atomic_write_bytes(staging / "scaler.pt", _torch_bytes(accelerator.scaler.state_dict()))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            atomic_write_text(staging / "state.json", json.dumps(asdict(state), indent=1) + "\n")  # written last
+            record = {**asdict(state), "config_sha256": self.config_sha256}
+            atomic_write_text(staging / "state.json", json.dumps(record, indent=1) + "\n")  # written last
             _fsync_folder(staging)
             previous = _previous(folder)
-            if folder.exists():  # else a kill mid-switch left only the previous one: keep it until the new is in
+            if (folder / "state.json").is_file():  # else a kill mid-switch left only the previous one: keep it
                 shutil.rmtree(previous, ignore_errors=True)
-                folder.rename(previous)
+                folder.rename(previous)  # kept: the fallback if the new one turns out unreadable
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
             staging.rename(folder)
             _fsync_folder(folder.parent)
-            shutil.rmtree(previous, ignore_errors=True)
         accelerator.wait_for_everyone()
 
     def load(self) -> LoopState:
-        """Restore model, optimizer, schedule and RNG states; returns the recorded loop state."""
-        folder = self.folder if (self.folder / "state.json").is_file() else _previous(self.folder)
+        """Restore model, optimizer, schedule and RNG states from the newest readable checkpoint.
+
+        A checkpoint that cannot be read (a disk error, a file damaged after it was written) is
+        reported and the previous one is used; the step-addressed loop then redoes the steps between.
+        """
+        candidates = [path for path in (self.folder, _previous(self.folder)) if (path / "state.json").is_file()]
+        problems = []
+        for folder in candidates:
+            try:
+                return self._load_from(folder)
+            except PromptKitError as exc:
+                problems.append(str(exc))
+                if folder is not candidates[-1]:
+                    logger.warning("%s; using the previous checkpoint %s", exc, candidates[-1])
+        if not problems:
+            raise PromptKitError(f"no checkpoint in {self.folder}: nothing to resume")
+        raise PromptKitError(problems[-1] + ("; the previous checkpoint too" if len(problems) > 1 else ""))
+
+    def _load_from(self, folder: Path) -> LoopState:
         try:
-            state = LoopState(**json.loads((folder / "state.json").read_text()))
+            recorded = json.loads((folder / "state.json").read_text())
+            state = LoopState(**{key: recorded[key] for key in LoopState.__dataclass_fields__ if key in recorded})
             model_state = load_file(str(folder / "model.safetensors"))
             optimizer_state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
             scheduler_state = torch.load(folder / "scheduler.pt", map_location="cpu", weights_only=True)
@@ -218,15 +242,18 @@ class Checkpoints:
             rng = torch.load(rng_path, weights_only=True) if rng_path.is_file() else None
             scaler_path = folder / "scaler.pt"
             scaler_state = torch.load(scaler_path, weights_only=True) if scaler_path.is_file() else None
-        except (OSError, ValueError, TypeError, RuntimeError, SafetensorError, pickle.UnpicklingError) as exc:
+        except Exception as exc:  # noqa: BLE001 (damaged pickles raise IndexError, KeyError, ...: all mean unreadable)
             raise PromptKitError(
-                f"the checkpoint in {folder} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}): "
-                "delete it to start over"
+                f"the checkpoint in {folder} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]})"
             ) from exc
         model = self.accelerator.unwrap_model(self.model)
-        missing, unexpected = model.load_state_dict(model_state, strict=False)
+        misfit = f"the checkpoint in {folder} does not fit this model: resume with the same config"
+        try:
+            missing, unexpected = model.load_state_dict(model_state, strict=False)
+        except RuntimeError as exc:  # a tensor of another shape
+            raise PromptKitError(misfit) from exc
         if unexpected or [key for key in missing if self.keep(key)]:
-            raise PromptKitError(f"the checkpoint in {folder} does not fit this model: resume with the same config")
+            raise PromptKitError(misfit)
         self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(scheduler_state)
         if scaler_state is not None and self.accelerator.scaler is not None:
@@ -234,6 +261,18 @@ class Checkpoints:
         if rng is not None:
             _set_rng_states(rng)
         return state
+
+
+def checkpoint_state(folder: Path) -> dict[str, Any]:
+    """The ``state.json`` of the checkpoint at ``folder`` (or its previous copy); empty if unreadable."""
+    for path in (Path(folder), _previous(Path(folder))):
+        try:
+            record = json.loads((path / "state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            return record
+    return {}
 
 
 def _torch_bytes(value: Any) -> bytes:
@@ -245,6 +284,21 @@ def _torch_bytes(value: Any) -> bytes:
 
 
 # -- the loop -------------------------------------------------------------------------------------
+class NonFiniteLoss(PromptKitError):
+    """The loss became NaN or infinite: training stops there, naming the step and the term."""
+
+    def __init__(self, description: str, step: int, value: float, logged: dict[str, float], saved_step: int) -> None:
+        bad = [name for name, term in logged.items() if not math.isfinite(term)]
+        term = f" ({bad[0]} = {logged[bad[0]]})" if bad else ""
+        kept = f"; the checkpoint of step {saved_step} is kept" if saved_step else ""
+        super().__init__(
+            f"{description}: the loss is {value} at step {step}{term}: lower the learning rate or check the data "
+            f"and the loss settings{kept}",
+            exit_code=1,
+        )
+        self.step, self.term = step, bad[0] if bad else "loss"
+
+
 def train_steps(
     *,
     accelerator: Accelerator,
@@ -300,45 +354,56 @@ def train_steps(
     )
     parameters = [p for p in model.parameters() if p.requires_grad]
     step = state.step
-    for batch in loader:
-        model.train()
-        batch = {key: value.to(accelerator.device) if torch.is_tensor(value) else value for key, value in batch.items()}
-        with accelerator.autocast():
-            loss, logged = loss_fn(batch)
-        accelerator.backward(loss)
-        if synced_by_hand and accelerator.num_processes > 1:
-            for parameter in synced_by_hand:
-                if parameter.grad is not None:
-                    torch.distributed.all_reduce(parameter.grad)
-                    parameter.grad /= accelerator.num_processes
-        if settings.grad_clip:
-            accelerator.clip_grad_norm_(parameters, settings.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        # the model's, not only the optimizer's: a phase that trains part of a model (the denoiser) must not
-        # leave gradients on the rest that the next phase's first step would add in
-        model.zero_grad(set_to_none=True)
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        progress.update(1)
-        progress.set_postfix(loss=f"{loss.item():.3f}")
-        if writer is not None:
-            for name, value in {"loss": loss.item(), **logged}.items():
-                writer.add_scalar(f"{log_prefix}/{name}", value, step)
-            writer.add_scalar(f"{log_prefix}/lr", scheduler.get_last_lr()[0], step)
-        if evaluate is not None and settings.eval_every and (step % settings.eval_every == 0 or step == settings.steps):
-            metrics = evaluate()
-            state.history.append({"step": step, "miou": metrics["miou"]})
+    try:  # the bar is closed on an error too, so the error line starts on a line of its own
+        for batch in loader:
+            model.train()
+            batch = {
+                key: value.to(accelerator.device) if torch.is_tensor(value) else value for key, value in batch.items()
+            }
+            with accelerator.autocast():
+                loss, logged = loss_fn(batch)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise NonFiniteLoss(description, step + 1, loss_value, logged, state.step)
+            accelerator.backward(loss)
+            if synced_by_hand and accelerator.num_processes > 1:
+                for parameter in synced_by_hand:
+                    if parameter.grad is not None:
+                        torch.distributed.all_reduce(parameter.grad)
+                        parameter.grad /= accelerator.num_processes
+            if settings.grad_clip:
+                accelerator.clip_grad_norm_(parameters, settings.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            # the model's, not only the optimizer's: a phase that trains part of a model (the denoiser) must not
+            # leave gradients on the rest that the next phase's first step would add in
+            model.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss_value:.3f}")
             if writer is not None:
-                writer.add_scalar("val/miou", metrics["miou"], step)
-            if metrics["miou"] > state.best_miou:
-                state.best_miou, state.best_step = metrics["miou"], step
-                if keep_best is not None and accelerator.is_main_process:
-                    keep_best()
-        if step % settings.checkpoint_every == 0 or step == settings.steps:
-            state.step = step
-            checkpoints.save(state)
-    progress.close()
+                for name, value in {"loss": loss_value, **logged}.items():
+                    writer.add_scalar(f"{log_prefix}/{name}", value, step)
+                writer.add_scalar(f"{log_prefix}/lr", scheduler.get_last_lr()[0], step)
+            if (
+                evaluate is not None
+                and settings.eval_every
+                and (step % settings.eval_every == 0 or step == settings.steps)
+            ):
+                metrics = evaluate()
+                state.history.append({"step": step, "miou": metrics["miou"]})
+                if writer is not None:
+                    writer.add_scalar("val/miou", metrics["miou"], step)
+                if metrics["miou"] > state.best_miou:
+                    state.best_miou, state.best_step = metrics["miou"], step
+                    if keep_best is not None and accelerator.is_main_process:
+                        keep_best()
+            if step % settings.checkpoint_every == 0 or step == settings.steps:
+                state.step = step
+                checkpoints.save(state)
+    finally:
+        progress.close()
     state.step = step
     accelerator.wait_for_everyone()
     return state
@@ -360,7 +425,9 @@ __all__ = [
     "Checkpoints",
     "LoopSettings",
     "LoopState",
+    "NonFiniteLoss",
     "checkpoint_exists",
+    "checkpoint_state",
     "constant_schedule",
     "elapsed",
     "make_accelerator",

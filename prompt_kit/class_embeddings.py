@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes
+from prompt_kit.readers import read_safetensors_metadata
 
 _METADATA_KEY = "promptkit"
 
@@ -84,20 +84,22 @@ class ClassEmbeddings:
     @classmethod
     def load(cls, path: str | Path) -> ClassEmbeddings:
         path = Path(path)
-        if not path.is_file():
-            raise PromptKitError(f"class embeddings file not found: {path}")
+        metadata, tensors = read_safetensors_metadata(path, "class embeddings", ("tokens", "attention_mask", "pooled"))
         try:
-            with safe_open(str(path), framework="pt") as handle:
-                meta = json.loads((handle.metadata() or {})[_METADATA_KEY])
-                tensors = {key: handle.get_tensor(key) for key in ("tokens", "attention_mask", "pooled")}
-        except (KeyError, json.JSONDecodeError, OSError, RuntimeError) as exc:
-            raise PromptKitError(f"{path} is not a promptkit class-embeddings file") from exc
+            meta = json.loads(metadata[_METADATA_KEY])
+            if not isinstance(meta, dict) or not isinstance(meta["class_names"], list) or "encoder" not in meta:
+                raise ValueError("no class names or encoder")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PromptKitError(f"{path} is not a promptkit class-embeddings file (its metadata is missing)") from exc
         known = {"encoder", "prompt_set_hash", "style", "class_names"}
-        return cls(
-            **tensors,
-            class_names=list(meta["class_names"]),
-            encoder=meta["encoder"],
-            prompt_set_hash=meta.get("prompt_set_hash", ""),
-            style=meta.get("style", ""),
-            extra={key: value for key, value in meta.items() if key not in known},
-        )
+        try:
+            return cls(
+                **tensors,
+                class_names=[str(name) for name in meta["class_names"]],
+                encoder=str(meta["encoder"]),
+                prompt_set_hash=str(meta.get("prompt_set_hash", "")),
+                style=str(meta.get("style", "")),
+                extra={key: value for key, value in meta.items() if key not in known},
+            )
+        except ValueError as exc:  # tensors of the wrong shapes: __post_init__
+            raise PromptKitError(f"{path} is damaged: {exc}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,9 @@ from prompt_kit.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     from prompt_kit.encoders import TextEmbedding
+
+
+logger = logging.getLogger(__name__)
 
 
 def default_embedding_cache_dir() -> Path:
@@ -42,9 +46,10 @@ class EmbeddingCache:
                 continue
             try:
                 tensors = load_file(str(path))
-            except (SafetensorError, OSError):
-                continue
-            found[text] = TextEmbedding(tensors["tokens"], tensors["mask"], tensors["pooled"])
+                found[text] = TextEmbedding(tensors["tokens"], tensors["mask"], tensors["pooled"])
+            except (SafetensorError, OSError, KeyError, ValueError) as exc:
+                logger.warning("dropping a damaged embedding-cache entry %s (%s): it is computed again", path, exc)
+                path.unlink(missing_ok=True)
         return found
 
     def put_many(self, identity: str, items: dict[str, TextEmbedding]) -> None:

@@ -147,6 +147,9 @@ class ClassWordsClient:
                 "try again later or check the server",
                 exit_code=1,
             ) from exc
+        except (ValueError, openai.APIResponseValidationError) as exc:  # a body that is not UTF-8 JSON
+            logger.warning("%s sent a response that is not a chat completion (%s)", where, type(exc).__name__)
+            return "", {}
         if not response.choices:
             return "", {}
         content = response.choices[0].message.content or ""

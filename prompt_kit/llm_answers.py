@@ -16,6 +16,20 @@ class InvalidAnswer(ValueError):
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
+class _RepeatedKey(Exception):
+    pass
+
+
+def _object_without_repeats(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object; a key given twice is an error (json keeps the last silently: a class answered twice)."""
+    value = {}
+    for key, item in pairs:
+        if key in value:
+            raise _RepeatedKey(key)
+        value[key] = item
+    return value
+
+
 def parse_json_object(text: str) -> dict:
     """The JSON object in ``text``: the whole text, a fenced code block, or the outermost braces."""
     candidates = [text.strip()]
@@ -25,8 +39,10 @@ def parse_json_object(text: str) -> dict:
         candidates.append(text[start : end + 1])
     for candidate in candidates:
         try:
-            value = json.loads(candidate)
-        except json.JSONDecodeError:
+            value = json.loads(candidate, object_pairs_hook=_object_without_repeats)
+        except _RepeatedKey as exc:
+            raise InvalidAnswer(f"the key {exc.args[0]!r} appears more than once in the answer") from None
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(value, dict):
             return value

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from prompt_kit.files import atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 CACHE_SCHEMA_VERSION = 1
 
@@ -43,8 +46,13 @@ class AnswerCache:
         if not path.is_file():
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            return record
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            logger.warning("dropping a damaged LLM-cache entry %s (%s): the answer is asked for again", path, exc)
+            path.unlink(missing_ok=True)
             return None
 
     def put(self, key: str, record: dict[str, Any]) -> Path:

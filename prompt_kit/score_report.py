@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from prompt_kit.class_embeddings import ClassEmbeddings
-from prompt_kit.files import atomic_write_bytes, atomic_write_text
+from prompt_kit.files import atomic_write_bytes, atomic_write_files
 from prompt_kit.orthogonality import OrthogonalityScores, score_vectors
 
 SUMMARY_COLUMNS = [
@@ -114,20 +114,26 @@ def _pairs_text(results: list[SetScores]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_figure_png(figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write a matplotlib figure as PNG atomically, then close it."""
+def figure_png(figure, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
     import io
 
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(figure)
-    atomic_write_bytes(Path(path), buffer.getvalue())
-    return Path(path)
+    try:
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()
 
 
-def heatmap_png(result: SetScores, path: str | Path) -> Path:
+def save_figure_png(figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure as PNG atomically, then close it."""
+    return atomic_write_bytes(Path(path), figure_png(figure, dpi))
+
+
+def heatmap_figure(result: SetScores):
     """Pooled cosine matrix with class names on both axes and every value written in its cell."""
     import matplotlib
 
@@ -153,12 +159,10 @@ def heatmap_png(result: SetScores, path: str | Path) -> Path:
         fontsize=9,
     )
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="cosine")
-    path = Path(path)
-    save_figure_png(figure, path)
-    return path
+    return figure
 
 
-def comparison_png(results: list[SetScores], path: str | Path) -> Path:
+def comparison_figure(results: list[SetScores]):
     """Grouped bars: max, centred max and mean off-diagonal cosine for every set."""
     import matplotlib
 
@@ -178,23 +182,39 @@ def comparison_png(results: list[SetScores], path: str | Path) -> Path:
     axis.set_title(f"inter-class similarity, lower is more orthogonal ({results[0].embeddings.encoder})", fontsize=9)
     axis.axhline(0, color="grey", linewidth=0.5)
     axis.legend(fontsize=8)
-    path = Path(path)
-    save_figure_png(figure, path)
-    return path
+    return figure
 
 
 def write_report(results: list[SetScores], out_dir: str | Path) -> list[Path]:
-    """Markdown, CSV and JSON tables, a heatmap per set and the comparison chart, all in ``out_dir``."""
+    """Markdown, CSV and JSON tables, a heatmap per set and the comparison chart, all in ``out_dir``.
+
+    Everything is rendered before anything is written, and written as one (an error leaves none of
+    it); each set gets its own heatmap file even when two sets share a name.
+    """
     out = Path(out_dir)
-    written = [
-        atomic_write_text(out / "scores.md", render_report(results, "md")),
-        atomic_write_text(out / "scores.csv", render_report(results, "csv")),
-        atomic_write_text(out / "scores.json", render_report(results, "json")),
-    ]
-    for result in results:
-        written.append(heatmap_png(result, out / f"heatmap_{_safe(result.name)}.png"))
-    written.append(comparison_png(results, out / "comparison.png"))
-    return written
+    files = {
+        out / "scores.md": render_report(results, "md").encode(),
+        out / "scores.csv": render_report(results, "csv").encode(),
+        out / "scores.json": render_report(results, "json").encode(),
+    }
+    for name, result in zip(unique_file_names([f"heatmap_{_safe(r.name)}" for r in results]), results, strict=True):
+        files[out / f"{name}.png"] = figure_png(heatmap_figure(result))
+    files[out / "comparison.png"] = figure_png(comparison_figure(results))
+    return atomic_write_files(files)
+
+
+def unique_file_names(names: list[str]) -> list[str]:
+    """``names`` with a ``-2``, ``-3``, ... suffix on repeats (compared case-insensitively, as some disks do)."""
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, number = name, 1
+        while candidate.lower() in seen:
+            number += 1
+            candidate = f"{name}-{number}"
+        seen.add(candidate.lower())
+        unique.append(candidate)
+    return unique
 
 
 def _safe(name: str) -> str:

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from prompt_kit.errors import PromptKitError
 from prompt_kit.prompt_set import TemplateInfo
 from prompt_kit.resources import templates_dir
 from prompt_kit.styles import check_style
+from prompt_kit.template_sandbox import BoundedSandbox, TemplateLimitError
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -33,7 +33,7 @@ class PromptTemplates:
             if not override.is_dir():
                 raise PromptKitError(f"templates folder not found: {override}")
             search_path.insert(0, str(override))
-        self.environment = SandboxedEnvironment(
+        self.environment = BoundedSandbox(
             loader=jinja2.FileSystemLoader(search_path),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -53,13 +53,24 @@ class PromptTemplates:
         name = template_name
         template = self._template(name)
         try:
-            return template.render(**variables)
+            return self.environment.render_limited(template, variables)
         except jinja2.UndefinedError as exc:
             raise PromptKitError(
                 f"template {name!r}: {exc.message}; available variables: {', '.join(sorted(variables))}"
             ) from exc
+        except TemplateLimitError as exc:
+            raise PromptKitError(f"template {name!r} is over a limit: {exc}; prompt templates are small texts") from exc
         except jinja2.exceptions.SecurityError as exc:
             raise PromptKitError(f"template {name!r} tried something unsafe: {exc}") from exc
+        except jinja2.TemplateNotFound as exc:
+            raise PromptKitError(
+                f"template {name!r} includes {exc.name!r}, which is not in the templates folders "
+                "(includes are looked up inside them only)"
+            ) from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise PromptKitError(f"template {exc.name or name!r} line {exc.lineno}: {exc.message}") from exc
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+            raise PromptKitError(f"template {name!r} failed: {type(exc).__name__}: {exc}") from exc
 
     def info(self, name: str) -> TemplateInfo:
         """Template name and SHA-256 of its source, for provenance."""

@@ -35,9 +35,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             "for a student that ships offline weights)"
         )
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, RuntimeError) as exc:
+            raise ValueError(f"{path} is not a readable safetensors file ({str(exc).splitlines()[0]})") from exc
     if path.suffix not in STATE_DICT_SUFFIXES:
         raise ValueError(f"cannot read weights from {path.name!r}: expected one of {', '.join(STATE_DICT_SUFFIXES)}")
     try:
@@ -47,6 +51,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path.name} holds more than tensors (e.g. a training script's argparse Namespace), which weights_only "
             "loading refuses: re-save only its state dict, e.g. torch.save(checkpoint['model'], 'weights.pth')"
         ) from exc
+    except Exception as exc:  # noqa: BLE001 (the unpickler of damaged bytes raises IndexError, KeyError, ...)
+        raise ValueError(f"{path} is not a readable torch file ({type(exc).__name__}: {exc})".splitlines()[0]) from exc
     if isinstance(loaded, Mapping):
         for wrapper in ("state_dict", "model"):
             if isinstance(loaded.get(wrapper), Mapping):

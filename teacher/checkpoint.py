@@ -7,14 +7,15 @@ the config: a Stable Diffusion UNet is gigabytes that the user already has.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from safetensors.torch import load_file
+import pydantic
 from safetensors.torch import save as safetensors_save
 
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
+from prompt_kit.readers import read_json, read_safetensors
+from prompt_kit.yaml_files import describe_validation_error
 from teacher.config import TEACHER_FORMAT, TeacherConfig
 from teacher.model import DiffusionSegTeacher
 
@@ -67,6 +68,10 @@ def save_teacher(teacher: DiffusionSegTeacher, folder: str | Path) -> Path:
     return folder
 
 
+def describe(exc: ValueError) -> str:
+    return describe_validation_error(exc) if isinstance(exc, pydantic.ValidationError) else str(exc).splitlines()[0]
+
+
 def load_teacher(folder: str | Path) -> DiffusionSegTeacher:
     """A teacher saved by :func:`save_teacher`; a folder that is not one is a clear error."""
     folder = Path(folder)
@@ -76,11 +81,13 @@ def load_teacher(folder: str | Path) -> DiffusionSegTeacher:
             f"{folder} is not a teacher folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}): "
             "train one with `distill teacher --out DIR`"
         )
+    saved = read_json(config_path, "teacher config")
+    if not isinstance(saved, dict):
+        raise PromptKitError(f"{config_path} is not a teacher config: expected a JSON object")
     try:
-        saved = json.loads(config_path.read_text())
         config = TeacherConfig.model_validate({"format_version": 1, **saved})
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise PromptKitError(f"{config_path} is not a valid teacher config: {exc}") from exc
+    except ValueError as exc:
+        raise PromptKitError(f"{config_path} is not a valid teacher config: {describe(exc)}") from exc
     if config.pretrained is None and config.format_version != TEACHER_FORMAT:
         # its weights would load into a UNet with another head layout and predict differently, silently
         raise PromptKitError(
@@ -89,7 +96,7 @@ def load_teacher(folder: str | Path) -> DiffusionSegTeacher:
             "`distill teacher`"
         )
     teacher = build_teacher(config)
-    state = load_file(str(weights_path))
+    state = read_safetensors(weights_path, "teacher weights")
     missing, unexpected = teacher.load_state_dict(state, strict=False)
     expected_missing = {key for key in teacher.state_dict() if key not in _saved_state(teacher)}
     really_missing = [key for key in missing if key not in expected_missing]

@@ -20,11 +20,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
+from prompt_kit.readers import read_json, read_safetensors, read_yaml
 from teacher.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from teacher.interface import Teacher, freeze
 
@@ -62,12 +61,8 @@ class TeacherFolder:
         path = self.path / name
         if not path.is_file():
             return {}
-        try:
-            text = path.read_text()
-            values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-            reason = " ".join(str(exc).split())
-            raise PromptKitError(f"cannot read {path} ({type(exc).__name__}: {reason}): the folder is damaged") from exc
+        what = f"teacher folder's {name}"
+        values = read_json(path, what) if path.suffix == ".json" else read_yaml(path, what)
         return values if isinstance(values, dict) else {}
 
     @property
@@ -184,9 +179,6 @@ class TeacherFolder:
         return freeze(self._load_network())
 
     def _load_network(self) -> Teacher:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         from student import create_student, list_networks
         from teacher.network import NetworkTeacher
 
@@ -199,8 +191,8 @@ class TeacherFolder:
             raise PromptKitError(f"{self.path} has no {NETWORK_WEIGHTS}: the run did not finish its first evaluation")
         network = create_student(name, len(class_names))
         try:
-            network.load_state_dict(load_file(str(weights)))
-        except (RuntimeError, SafetensorError, OSError) as exc:
+            network.load_state_dict(read_safetensors(weights, "network teacher weights"))
+        except RuntimeError as exc:
             raise PromptKitError(
                 f"{weights} does not fit a {name} network for {len(class_names)} classes: {str(exc).splitlines()[0]}"
             ) from exc

@@ -21,6 +21,8 @@ class Reply:
     status: int = 200
     delay: float = 0.0
     reject_json_mode: bool = False
+    raw: bytes | None = None  # sent as the whole response body instead of a chat completion
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,8 +49,12 @@ class ChatServer:
                 if "response_format" in body and not server.json_mode:
                     self._send(400, {"error": {"message": "response_format is not supported", "type": "invalid"}})
                     return
+                if reply.raw is not None:
+                    self._send_bytes(reply.status, reply.raw, reply.headers)
+                    return
                 if reply.status != 200:
-                    self._send(reply.status, {"error": {"message": f"scripted {reply.status}", "type": "test"}})
+                    error = {"error": {"message": f"scripted {reply.status}", "type": "test"}}
+                    self._send(reply.status, error, reply.headers)
                     return
                 self._send(
                     200,
@@ -68,14 +74,19 @@ class ChatServer:
                     },
                 )
 
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+                self._send_bytes(status, json.dumps(payload).encode(), headers)
+
+            def _send_bytes(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
-                    if status == 429:
+                    headers = headers or {}
+                    if status == 429 and not headers:
                         self.send_header("retry-after-ms", "10")
+                    for name, value in headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):

@@ -106,7 +106,7 @@ class FilePairDataset(SegmentationDataset):
         try:
             image = read_image_array(image_path)
             raw = read_label(label_path)
-        except OSError as error:
+        except (OSError, PromptKitError) as error:
             raise PromptKitError(f"{self.context}: cannot read sample {index}: {_first_line(error)}") from error
         if raw.shape != image.shape[:2]:
             raise PromptKitError(
@@ -158,7 +158,7 @@ class FilePairDataset(SegmentationDataset):
         try:
             with Image.open(image_path) as image:
                 width, height = image.size
-        except OSError as error:
+        except (OSError, Image.DecompressionBombError) as error:
             return "unreadable", f"{self._show(image_path)} ({_first_line(error)})"
         try:
             raw = read_label(label_path)
@@ -179,18 +179,24 @@ class FilePairDataset(SegmentationDataset):
 
 def read_image_array(path: Path) -> np.ndarray:
     """An RGB image file as uint8 ``[H, W, 3]`` (grey and RGBA files become RGB)."""
-    with Image.open(path) as image:
-        return np.array(image.convert("RGB"))
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise PromptKitError(f"cannot read image {path} ({_first_line(error)}): fix or remove it") from error
 
 
 def read_label(path: Path) -> np.ndarray:
     """A one-channel label PNG as an integer array ``[H, W]`` (raw values, not yet mapped)."""
-    with Image.open(path) as image:
-        if image.mode not in {"L", "P", "I", "I;16", "I;16B", "I;16L"}:
-            raise PromptKitError(
-                f"{path} is a {image.mode} image; label files must be one-channel label ids (PNG mode L or P)"
-            )
-        return np.array(image)
+    try:
+        with Image.open(path) as image:
+            if image.mode not in {"L", "P", "I", "I;16", "I;16B", "I;16L"}:
+                raise PromptKitError(
+                    f"{path} is a {image.mode} image; label files must be one-channel label ids (PNG mode L or P)"
+                )
+            return np.array(image)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise PromptKitError(f"cannot read label {path} ({_first_line(error)}): fix or remove it") from error
 
 
 def _spread(count: int, max_files: int | None) -> list[int]:
