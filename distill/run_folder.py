@@ -174,7 +174,7 @@ def open_run_folder(
         yield RunFolder(out, created=False, config_sha256=digest)
         return
     check_writable(out)
-    created = not out.exists()
+    made = _first_missing(out)  # the topmost folder this call creates (None: out exists)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -183,21 +183,29 @@ def open_run_folder(
     try:
         lock.acquire()
     except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         raise
     try:
-        folder = RunFolder(out, created=created, config_sha256=digest)
+        folder = RunFolder(out, created=made is not None, config_sha256=digest)
         _check_state(folder, config, what, checkpoints, resume, overwrite, set(allow_changes))
         yield folder
     except BaseException:
-        started = any(checkpoint_exists(path) for path in checkpoints)
-        if created and not started:
-            lock.release()
-            shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave no half-made folder
+        if made is not None and not any(checkpoint_exists(path) for path in checkpoints):
+            shutil.rmtree(made, ignore_errors=True)  # nothing to resume: leave no half-made folder (lock held)
         raise
     finally:
         lock.release()
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet, or None when ``path`` exists."""
+    missing = None
+    for candidate in [path, *path.parents]:
+        if candidate.exists():
+            return missing
+        missing = candidate
+    return missing
 
 
 def _check_state(

@@ -177,6 +177,7 @@ CASES = [
     # -- data and taxonomies ----------------------------------------------------------------------
     Case("data-unknown-reader", "distill", [*RUN, "--data", "nope:x"]),
     Case("data-missing-folder", "distill", [*RUN, "--data", "camvid:{tmp}/absent"]),
+    Case("data-missing-under-a-new-nested-out", "distill", [*RUN[:-1], "{tmp}/a/b/run", "--data", "camvid:{tmp}/no"]),
     Case("prompt-set-of-another-taxonomy", "distill", [*TEACHER_RUN, "--kd", "kl", "--prompts", "{tmp}/p.yaml"],
          {"p.yaml": LABEL_SET.read_text().replace("Bicyclist", "Tram")}),  # fmt: skip
 ]
