@@ -97,6 +97,7 @@ class TeacherTrainingConfig(BaseModel):
         except ValidationError as exc:
             raise ValueError(describe_validation_error(exc)) from None
         return model
+
     init_from: str | None = Field(
         default=None,
         description="a teacher folder whose weights training starts from (train longer without starting over; "
@@ -219,6 +220,19 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
         )
 
     segmentation_checkpoint = out / "checkpoints" / "last"
+
+    def checkpoints_at(path: Path, optimizer, scheduler) -> Checkpoints:
+        """The phase's checkpoints: the teacher's trained parts only, stamped with the config digest."""
+        return Checkpoints(
+            path,
+            accelerator,
+            teacher,
+            optimizer,
+            scheduler,
+            keep=saved.__contains__,
+            config_sha256=folder.config_sha256,
+        )
+
     denoise = (
         config.pretrain_denoiser and not config.init_from and not (config.pretrained and teacher_config.freeze_unet)
     )
@@ -238,15 +252,7 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
             scheduler=scheduler,
             views=views,
             settings=settings(config.pretrain_denoiser, grad_clip=0.0),  # the denoiser was never clipped
-            checkpoints=Checkpoints(
-                out / "checkpoints" / "denoiser",
-                accelerator,
-                teacher,
-                optimizer,
-                scheduler,
-                keep=saved.__contains__,
-                config_sha256=folder.config_sha256,
-            ),
+            checkpoints=checkpoints_at(out / "checkpoints" / "denoiser", optimizer, scheduler),
             loss_fn=denoiser_step,
             resume=resume,
             writer=writer,
@@ -281,15 +287,7 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
         scheduler=scheduler,
         views=views,
         settings=settings(config.steps, config.eval_every),
-        checkpoints=Checkpoints(
-            segmentation_checkpoint,
-            accelerator,
-            teacher,
-            optimizer,
-            scheduler,
-            keep=saved.__contains__,
-            config_sha256=folder.config_sha256,
-        ),
+        checkpoints=checkpoints_at(segmentation_checkpoint, optimizer, scheduler),
         loss_fn=segmentation_step,
         evaluate=evaluate,
         keep_best=lambda: save_teacher(model, out),
