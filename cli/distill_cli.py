@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 import prompt_kit
@@ -238,7 +240,10 @@ Re-running the same command skips finished cells and resumes a killed one.
 @click.option("--prompt-sets", type=click.Path(file_okay=False), help="Folder of <style>.yaml (default: curated sets).")
 @click.option("--kd", "kd_specs", multiple=True, help="KD spec; repeat for one row per spec (default: dist).")
 @click.option("--student", default=None, help="Student name.")
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Student seeds per cell (default 3).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Student seeds per teacher (default 3).")
+@click.option(
+    "--teacher-seeds", type=click.IntRange(min=1), default=None, help="Teachers per style or network (default 1)."
+)
 @click.option("--encoder", default=None, help="Prompt encoder for every teacher (default: minilm).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Comparison folder.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
@@ -246,10 +251,10 @@ Re-running the same command skips finished cells and resumes a killed one.
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field: teacher.steps=900, run.lr=0.003."
 )
 def compare(
-    data, styles, teachers, prompt_sets, kd_specs, student, seeds, encoder, out, config_file, overrides
+    data, styles, teachers, prompt_sets, kd_specs, student, seeds, teacher_seeds, encoder, out, config_file, overrides
 ) -> None:
     """Teacher and distilled student per prompt style, with the no-KD student as baseline, in one table."""
-    from distill.compare import CompareConfig, markdown_table, run_compare
+    from distill.compare import CompareConfig, run_compare
     from distill.configuration import load_config
 
     base = dict(
@@ -260,12 +265,13 @@ def compare(
         kd=list(kd_specs) or None,
         student=student,
         seeds=seeds,
+        teacher_seeds=teacher_seeds,
         encoder=encoder,
         out=out,
     )
     config = load_config(CompareConfig, config_file, list(overrides), base)
-    table = run_compare(config, log=lambda message: click.echo(message, err=True))
-    click.echo(markdown_table(table), nl=False)
+    run_compare(config, log=lambda message: click.echo(message, err=True))
+    click.echo((Path(config.out) / "results.md").read_text(), nl=False)
 
 
 @distill.command(

@@ -263,7 +263,7 @@ Re-running the same command skips finished runs and resumes a killed one.
 """
 )
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Student seeds per style (default 2).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Student seeds per teacher (default 2).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a compare field.")
 def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
     """The main job on the embedded default: four prompt styles and a network teacher, KD students, one table.
@@ -271,7 +271,7 @@ def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
     Synthetic street scenes, the curated CamVid prompt sets, the tiny teacher and student and
     `distill compare` with the default KD; no data and no network needed.
     """
-    from distill.compare import CompareConfig, markdown_table, run_compare
+    from distill.compare import CompareConfig, run_compare
     from distill.configuration import load_config
     from distill.demo import DEMO_SETTINGS
 
@@ -279,8 +279,8 @@ def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
     if seeds is not None:
         base["seeds"] = seeds
     config = load_config(CompareConfig, None, list(overrides), base)
-    table = run_compare(config, log=lambda message: click.echo(message, err=True))
-    click.echo(markdown_table(table), nl=False)
+    run_compare(config, log=lambda message: click.echo(message, err=True))
+    click.echo((Path(config.out) / "results.md").read_text(), nl=False)
     click.echo(f"Tables (md, csv, json) and charts in {out}/; run folders in {out}/teachers and {out}/students.")
 
 

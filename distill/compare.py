@@ -1,16 +1,18 @@
 """`distill compare`: which way of naming the classes makes the best teacher, and the best student.
 
 Every cell of the grid is an ordinary run folder under ``out``:
-``teachers/<style>/`` (``distill teacher``), ``students/<style>/<kd>/seed<k>/`` (``distill run``)
-and ``students/no_kd/seed<k>/`` (the same student without a teacher: the baseline). Beside the
-prompt styles, ``teachers`` names other teachers, one row each: a teacher folder used as it is,
-or a registered network trained here first (``teachers/<name>/``, with the ``network_teacher``
-settings); rows are named after the folder or the network. A cell whose
-``metrics.json`` exists is finished and skipped; a killed student cell resumes from its last
-checkpoint, a killed teacher cell too (both trainers sit on the training core). The table joins the
-orthogonality of each style's class embeddings (the tensors the teacher saw), the teacher's
-mIoU, the student's mIoU as mean and standard deviation over seeds, the gain over the no-KD
-student, and wall time.
+``teachers/<style>/seed<t>/`` (``distill teacher``, one per teacher seed),
+``students/<style>/<kd>/teacher<t>/seed<s>/`` (``distill run``: every student seed on every
+teacher seed) and ``students/no_kd/seed<s>/`` (the same student without a teacher: the
+baseline). Beside the prompt styles, ``teachers`` names other teachers, one row each: a teacher
+folder used as it is (one teacher seed), or a registered network trained here first
+(``teachers/<name>/seed<t>/``, with the ``network_teacher`` settings); rows are named after the
+folder or the network. A cell whose ``metrics.json`` exists is finished and skipped; a killed
+student cell resumes from its last checkpoint, a killed teacher cell too (both trainers sit on the
+training core). The table joins the orthogonality of each style's class embeddings (the tensors
+the teacher saw), the teacher's mIoU over teacher seeds, the student's mIoU over (teacher seed x
+student seed), and the gain over the no-KD student with its 95% interval; a second table gives
+every pair of styles' difference with its interval (``distill.seed_statistics`` says how).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from distill.compare_report import duration_text, markdown_table, write_results
 from distill.configuration import config_to_yaml
 from distill.run_folder import resumable
+from distill.seed_statistics import mean_std, paired_difference
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.styles import STYLES
@@ -41,7 +44,13 @@ from teacher import TeacherFolder
 NO_KD = "no_kd"
 CELL_KINDS = ("teacher", "network_teacher", "student")
 # fields of each cell's config that compare fills in itself, and the option a user sets instead
-TEACHER_KEYS = {"prompts": "--prompt-sets", "data": "--data", "out": "--out", "encoder": "--encoder"}
+TEACHER_KEYS = {
+    "prompts": "--prompt-sets",
+    "data": "--data",
+    "out": "--out",
+    "encoder": "--encoder",
+    "seed": "--teacher-seeds",
+}
 RUN_KEYS = {
     "teacher": "--out",
     "prompts": "--prompt-sets",
@@ -76,7 +85,8 @@ class CompareConfig(BaseModel):
         default_factory=lambda: ["dist"], description="one row per KD spec, e.g. [dist, kl, 'kl=1,cwd=3']"
     )
     student: str = "tiny"
-    seeds: int = Field(default=3, ge=1)
+    seeds: int = Field(default=3, ge=1, description="student seeds on every teacher")
+    teacher_seeds: int = Field(default=1, ge=1, description="teachers per style (and per network trained here)")
     out: str = "runs/compare"
     encoder: str | None = Field(default=None, description="prompt encoder for every teacher (default: minilm)")
     teacher: dict[str, Any] = Field(default_factory=dict, description="TeacherTrainingConfig fields")
@@ -121,6 +131,7 @@ class Cell:
     kd: str
     seed: int
     config: Any = field(repr=False)
+    teacher_seed: int = 0
 
     @property
     def done(self) -> bool:
@@ -188,60 +199,84 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
             raise PromptKitError(
                 f"{section}.{clash[0]} is set by compare itself: use {owned[clash[0]]} instead of {section}.{clash[0]}"
             )
+    if "seed" in config.network_teacher:
+        raise PromptKitError("network_teacher.seed is set by compare itself: use --teacher-seeds instead")
     taxonomy = create_dataset(config.data, "train").taxonomy
     cells: list[Cell] = []
     try:
+        teacher_dirs: dict[str, list[str]] = {}  # row label -> its teacher folders, by teacher seed
         for style in config.styles:
-            teacher_config = TeacherTrainingConfig(
-                **{
-                    **config.teacher,
-                    "prompts": str(prompt_set_path(config, style, taxonomy.name)),
-                    "data": config.data,
-                    "out": str(out / "teachers" / style),
-                    "encoder": config.encoder,
-                }
-            )
-            cells.append(
-                Cell(
-                    "teacher",
-                    f"teacher {style}",
-                    Path(teacher_config.out),
-                    style,
-                    "",
-                    teacher_config.seed,
-                    teacher_config,
+            teacher_dirs[style] = []
+            for teacher_seed in range(config.teacher_seeds):
+                teacher_config = TeacherTrainingConfig(
+                    **{
+                        **config.teacher,
+                        "prompts": str(prompt_set_path(config, style, taxonomy.name)),
+                        "data": config.data,
+                        "out": str(out / "teachers" / style / f"seed{teacher_seed}"),
+                        "encoder": config.encoder,
+                        "seed": teacher_seed,
+                    }
                 )
-            )
-        teacher_dirs = {style: str(out / "teachers" / style) for style in config.styles}
+                label = f"teacher {style} seed {teacher_seed}"
+                cells.append(
+                    Cell(
+                        "teacher",
+                        label,
+                        Path(teacher_config.out),
+                        style,
+                        "",
+                        teacher_seed,
+                        teacher_config,
+                        teacher_seed,
+                    )
+                )
+                teacher_dirs[style].append(teacher_config.out)
         for spec in config.teachers:
             label = teacher_label(spec)
             if teacher_is_folder(spec):
                 if not TeacherFolder(spec).finished:
                     raise PromptKitError(f"teacher folder {spec} has no metrics.json: finish training it first")
-                teacher_dirs[label] = spec
+                teacher_dirs[label] = [spec]
                 continue
             from distill.network_teacher import network_teacher_config
 
-            network_config = network_teacher_config(
-                spec,
-                {"data": config.data, "out": str(out / "teachers" / label)},
-                overrides=[f"{key}={json.dumps(value)}" for key, value in config.network_teacher.items()],
-            )
-            teacher_dirs[label] = network_config.out
-            cells.append(
-                Cell("network_teacher", f"teacher {label}", Path(network_config.out), label, "", 0, network_config)
-            )
-        students = [(name, kd) for name in teacher_dirs for kd in config.kd]
+            teacher_dirs[label] = []
+            for teacher_seed in range(config.teacher_seeds):
+                network_config = network_teacher_config(
+                    spec,
+                    {"data": config.data, "out": str(out / "teachers" / label / f"seed{teacher_seed}")},
+                    overrides=[f"{key}={json.dumps(value)}" for key, value in config.network_teacher.items()]
+                    + [f"seed={teacher_seed}"],
+                )
+                teacher_dirs[label].append(network_config.out)
+                cells.append(
+                    Cell(
+                        "network_teacher",
+                        f"teacher {label} seed {teacher_seed}",
+                        Path(network_config.out),
+                        label,
+                        "",
+                        teacher_seed,
+                        network_config,
+                        teacher_seed,
+                    )
+                )
+        students = [(name, kd, t) for name in teacher_dirs for kd in config.kd for t in range(len(teacher_dirs[name]))]
         if config.baseline:
-            students.append((None, "none"))
+            students.append((None, "none", 0))
         for seed in range(config.seeds):
-            for style, kd in students:
-                group = NO_KD if style is None else f"{style}/{kd_folder_name(kd)}"
-                folder = out / "students" / group / f"seed{seed}"
+            for style, kd, teacher_seed in students:
+                if style is None:
+                    folder = out / "students" / NO_KD / f"seed{seed}"
+                    label = f"student no KD seed {seed}"
+                else:
+                    folder = out / "students" / style / kd_folder_name(kd) / f"teacher{teacher_seed}" / f"seed{seed}"
+                    label = f"student {style} {kd} teacher {teacher_seed} seed {seed}"
                 run_config = RunConfig(
                     **{
                         **config.run,
-                        "teacher": None if style is None else teacher_dirs[style],
+                        "teacher": None if style is None else teacher_dirs[style][teacher_seed],
                         "student": config.student,
                         "kd": kd,
                         "data": config.data,
@@ -249,8 +284,7 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
                         "seed": seed,
                     }
                 )
-                label = f"student no KD seed {seed}" if style is None else f"student {style} {kd} seed {seed}"
-                cells.append(Cell("student", label, folder, style, kd, seed, run_config))
+                cells.append(Cell("student", label, folder, style, kd, seed, run_config, teacher_seed))
     except pydantic.ValidationError as exc:  # a bad teacher.* or run.* setting
         section = "teacher" if exc.title == TeacherTrainingConfig.__name__ else "run"
         raise PromptKitError(f"invalid compare setting {section}.{describe_validation_error(exc)}") from exc
@@ -321,7 +355,7 @@ def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None)
             train_student(cell.config, resume=cell.resumable)
         view.finished(cell, time.time() - began)
     table = results_table(config, cells)
-    write_results(table, out, _details(config, cells))
+    write_results(table, out, _details(config, cells), differences_table(config, cells))
     log(f"finished {len(cells)} cells in {duration_text(time.time() - view.start)}; wrote {out}/results.md")
     return table
 
@@ -333,70 +367,161 @@ def _style_scores(teacher: TeacherFolder) -> dict[str, float]:
     return {"max_cos": scores.max_offdiag, "mean_cos": scores.mean_offdiag}
 
 
-def _student_stats(cells: list[Cell]) -> tuple[float, float, list[float], float]:
-    metrics = [cell.metrics() for cell in cells]
-    values = [m["miou"] for m in metrics]
-    seconds = [m.get("train_seconds", math.nan) for m in metrics]
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return statistics.mean(values), std, values, statistics.mean(seconds)
+def _seed_grid(cells: list[Cell]) -> dict[tuple[int, int], float]:
+    """Student mIoU by (teacher seed, student seed)."""
+    return {(cell.teacher_seed, cell.seed): cell.metrics()["miou"] for cell in cells}
+
+
+def _mean_seconds(cells: list[Cell]) -> float:
+    seconds = [cell.metrics().get("train_seconds", math.nan) for cell in cells]
+    return statistics.mean(seconds) if seconds else math.nan
+
+
+def _row_grids(config: CompareConfig, students: list[Cell]) -> dict[tuple[str, str], dict[tuple[int, int], float]]:
+    """(row label, KD spec) -> its student grid, in the order the rows are shown."""
+    labels = list(dict.fromkeys(cell.style for cell in students if cell.style is not None))
+    return {
+        (label, kd): _seed_grid([c for c in students if c.style == label and c.kd == kd])
+        for label in labels
+        for kd in config.kd
+    }
+
+
+def _baseline_grid(students: list[Cell], teacher_seeds: set[int]) -> dict[tuple[int, int], float]:
+    """The no-KD students under every teacher seed, so a gain pairs each KD student with its own seed."""
+    base = {cell.seed: cell.metrics()["miou"] for cell in students if cell.style is None}
+    return {(t, s): value for t in teacher_seeds for s, value in base.items()}
 
 
 def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
-    """One row per (style, KD spec) plus the no-KD row; numbers read back from the run folders."""
+    """One row per (style or teacher, KD spec) plus the no-KD row; numbers read back from the run folders.
+
+    Teacher mIoU is the mean ± std over teacher seeds; student mIoU over every (teacher seed,
+    student seed); the gain over no KD comes with its 95% interval (``distill.seed_statistics``).
+    """
     students = [cell for cell in cells if cell.kind == "student"]
     baseline = [cell for cell in students if cell.style is None]
-    base_stats = _student_stats(baseline) if baseline else None
-    base_mean = base_stats[0] if base_stats else math.nan
+    base_values = [cell.metrics()["miou"] for cell in baseline]
+    base_mean, base_std = mean_std(base_values)
     rows = []
-    teacher_dirs = {cell.style: Path(cell.config.teacher) for cell in students if cell.style is not None}
     no_scores = {"max_cos": math.nan, "mean_cos": math.nan}
-    for style, teacher_dir in teacher_dirs.items():
-        teacher = TeacherFolder(teacher_dir)
-        teacher_metrics = teacher.metrics or {}
-        scores = _style_scores(teacher) if style in config.styles else no_scores
-        for kd in config.kd:
-            mine = [cell for cell in students if cell.style == style and cell.kd == kd]
-            mean, std, values, seconds = _student_stats(mine)
-            rows.append(
-                {
-                    "style": style,
-                    "kd": kd,
-                    **scores,
-                    "teacher_miou": teacher_metrics.get("miou", math.nan),
-                    "student_miou": mean,
-                    "student_std": std,
-                    "gain_over_no_kd": mean - base_mean,
-                    "seeds": len(values),
-                    "student_mious": values,
-                    "teacher_seconds": teacher_metrics.get("train_seconds", math.nan),
-                    "student_seconds": seconds,
-                }
-            )
-    if base_stats:
-        mean, std, values, seconds = base_stats
+    for (label, kd), grid in _row_grids(config, students).items():
+        mine = [cell for cell in students if cell.style == label and cell.kd == kd]
+        by_seed = sorted(mine, key=lambda cell: cell.teacher_seed)
+        teacher_folders = [TeacherFolder(path) for path in dict.fromkeys(cell.config.teacher for cell in by_seed)]
+        teacher_metrics = [folder.metrics or {} for folder in teacher_folders]
+        teacher_mious = [metrics.get("miou", math.nan) for metrics in teacher_metrics]
+        scores = _style_scores(teacher_folders[0]) if label in config.styles else no_scores
+        values = [grid[key] for key in sorted(grid)]
+        mean, std = mean_std(values)
+        gain = paired_difference(grid, _baseline_grid(students, {t for t, _ in grid})) if baseline else None
+        rows.append(
+            {
+                "style": label,
+                "kd": kd,
+                **scores,
+                "teacher_miou": mean_std(teacher_mious)[0],
+                "teacher_std": mean_std(teacher_mious)[1],
+                "teacher_mious": teacher_mious,
+                "student_miou": mean,
+                "student_std": std,
+                "gain_over_no_kd": mean - base_mean,
+                "gain_low": gain.low if gain else math.nan,
+                "gain_high": gain.high if gain else math.nan,
+                "gain_unit": gain.unit if gain else "",
+                "teacher_seeds": len(teacher_folders),
+                "seeds": len({s for _, s in grid}),
+                "student_mious": values,
+                "teacher_seconds": statistics.mean(m.get("train_seconds", math.nan) for m in teacher_metrics),
+                "student_seconds": _mean_seconds(mine),
+            }
+        )
+    if baseline:
         rows.append(
             {
                 "style": "(no KD)",
                 "kd": "none",
                 **no_scores,
                 "teacher_miou": math.nan,
-                "student_miou": mean,
-                "student_std": std,
+                "teacher_std": math.nan,
+                "teacher_mious": [],
+                "student_miou": base_mean,
+                "student_std": base_std,
                 "gain_over_no_kd": 0.0,
-                "seeds": len(values),
-                "student_mious": values,
+                "gain_low": math.nan,
+                "gain_high": math.nan,
+                "gain_unit": "",
+                "teacher_seeds": 0,
+                "seeds": len(base_values),
+                "student_mious": base_values,
                 "teacher_seconds": math.nan,
-                "student_seconds": seconds,
+                "student_seconds": _mean_seconds(baseline),
             }
         )
     return pd.DataFrame(rows)
 
 
+def differences_table(config: CompareConfig, cells: list[Cell], effect: float = 0.01) -> pd.DataFrame:
+    """For each KD spec, every pair of rows: the difference in student mIoU with its 95% interval.
+
+    ``replicates_for_effect``: how many teacher seeds (or student seeds, when there is one teacher
+    seed) a difference of ``effect`` would need to be seen at 80% power, at the spread measured.
+    """
+    students = [cell for cell in cells if cell.kind == "student"]
+    grids = _row_grids(config, students)
+    rows = []
+    for kd in config.kd:
+        labels = [label for label, spec in grids if spec == kd]
+        for i, first in enumerate(labels):
+            for second in labels[i + 1 :]:
+                difference = paired_difference(grids[(first, kd)], grids[(second, kd)])
+                rows.append(
+                    {
+                        "kd": kd,
+                        "first": first,
+                        "second": second,
+                        "difference": difference.mean,
+                        "low": difference.low,
+                        "high": difference.high,
+                        "unit": difference.unit,
+                        "replicates": difference.replicates,
+                        "distinguishable": difference.distinguishable,
+                        "replicates_for_effect": difference.replicates_for(effect),
+                        "effect": effect,
+                    }
+                )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "kd", "first", "second", "difference", "low", "high", "unit", "replicates", "distinguishable",
+            "replicates_for_effect", "effect",
+        ],
+    )  # fmt: skip
+
+
 def _details(config: CompareConfig, cells: list[Cell]) -> dict[str, Any]:
     return {
         "config": config.model_dump(mode="json"),
-        "cells": [{"kind": c.kind, "path": str(c.path), "style": c.style, "kd": c.kd, "seed": c.seed} for c in cells],
+        "cells": [
+            {
+                "kind": c.kind,
+                "path": str(c.path),
+                "style": c.style,
+                "kd": c.kd,
+                "seed": c.seed,
+                "teacher_seed": c.teacher_seed,
+            }
+            for c in cells
+        ],
     }
 
 
-__all__ = ["CompareConfig", "markdown_table", "plan_cells", "results_table", "run_compare", "write_results"]
+__all__ = [
+    "CompareConfig",
+    "differences_table",
+    "markdown_table",
+    "plan_cells",
+    "results_table",
+    "run_compare",
+    "write_results",
+]

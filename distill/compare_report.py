@@ -24,45 +24,97 @@ def duration_text(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def markdown_table(table: pd.DataFrame) -> str:
-    """The results as a Markdown table: mIoU as mean ± std, cosines and seconds rounded."""
+def _number(value: float | None, digits: int = 3) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
-    def number(value: float, digits: int = 3) -> str:
-        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
+def _interval(low: float, high: float) -> str:
+    if math.isnan(low):
+        return ""
+    if math.isinf(low):
+        return "[n/a: one seed]"
+    return f"[{low:+.3f}, {high:+.3f}]"
+
+
+def markdown_table(table: pd.DataFrame, differences: pd.DataFrame | None = None) -> str:
+    """The results as Markdown: mIoU as mean ± std, the gain with its 95% interval, then style differences."""
     header = (
-        "| style or teacher | KD | max cos | mean cos | teacher mIoU | student mIoU (mean ± std) | gain vs no KD "
-        "| seeds | teacher time | student time |"
+        "| style or teacher | KD | max cos | mean cos | teacher mIoU | student mIoU | gain vs no KD | 95% interval "
+        "| teacher seeds | student seeds | teacher time | student time |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 12]
     for row in table.to_dict("records"):
-        gain = "" if row["kd"] == "none" else f"{row['gain_over_no_kd']:+.3f}"
+        baseline = row["kd"] == "none"
+        gain = "" if baseline else f"{row['gain_over_no_kd']:+.3f}"
+        teacher = "" if math.isnan(row["teacher_miou"]) else f"{row['teacher_miou']:.3f} ± {row['teacher_std']:.3f}"
         teacher_time = "" if math.isnan(row["teacher_seconds"]) else duration_text(row["teacher_seconds"])
+        student_time = duration_text(row["student_seconds"])
         lines.append(
-            f"| {row['style']} | {row['kd']} | {number(row['max_cos'])} | {number(row['mean_cos'])} "
-            f"| {number(row['teacher_miou'])} | {row['student_miou']:.3f} ± {row['student_std']:.3f} | {gain} "
-            f"| {row['seeds']} | {teacher_time} | {duration_text(row['student_seconds'])} |"
+            f"| {row['style']} | {row['kd']} | {_number(row['max_cos'])} | {_number(row['mean_cos'])} "
+            f"| {teacher} | {row['student_miou']:.3f} ± {row['student_std']:.3f} | {gain} "
+            f"| {'' if baseline else _interval(row['gain_low'], row['gain_high'])} "
+            f"| {row['teacher_seeds'] or ''} | {row['seeds']} | {teacher_time} | {student_time} |"
+        )
+    text = "\n".join(lines) + "\n"
+    if differences is not None and len(differences):
+        text += "\n" + differences_markdown(differences)
+    return text
+
+
+def differences_markdown(differences: pd.DataFrame) -> str:
+    """Each pair of rows: student mIoU difference, its 95% interval, and whether it is told from noise."""
+    effect = float(differences["effect"].iloc[0])
+    lines = [
+        "Differences in student mIoU (first - second), 95% paired t-interval; unit: "
+        + ", ".join(sorted(set(differences["unit"])))
+        + " (distill/seed_statistics.py says why):",
+        "",
+        f"| KD | first | second | difference | 95% interval | told from noise | replicates | needed for {effect:g} |",
+        "|" + "---|" * 8,
+    ]
+    for row in differences.to_dict("records"):
+        needed = row["replicates_for_effect"]
+        needed_text = "" if needed is None or (isinstance(needed, float) and math.isnan(needed)) else str(int(needed))
+        lines.append(
+            f"| {row['kd']} | {row['first']} | {row['second']} | {row['difference']:+.3f} "
+            f"| {_interval(row['low'], row['high'])} | {'**yes**' if row['distinguishable'] else 'no'} "
+            f"| {row['replicates']} | {needed_text} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def write_results(table: pd.DataFrame, out: Path, details: dict[str, Any]) -> list[Path]:
-    """results.md / .csv / .json and the two charts, each written atomically."""
+def write_results(
+    table: pd.DataFrame, out: Path, details: dict[str, Any], differences: pd.DataFrame | None = None
+) -> list[Path]:
+    """results.md / .csv / .json, differences.csv and the two charts, each written atomically."""
     paths = [out / "results.md", out / "results.csv", out / "results.json"]
-    atomic_write_text(paths[0], markdown_table(table))
-    flat = table.assign(student_mious=table["student_mious"].map(lambda v: " ".join(f"{x:.4f}" for x in v)))
+    atomic_write_text(paths[0], markdown_table(table, differences))
+
+    def joined(values: list[float]) -> str:
+        return " ".join(f"{x:.4f}" for x in values)
+
+    flat = table.assign(
+        student_mious=table["student_mious"].map(joined), teacher_mious=table["teacher_mious"].map(joined)
+    )
     atomic_write_text(paths[1], flat.to_csv(index=False, float_format="%.6g"))
     records = [{key: _json_value(value) for key, value in row.items()} for row in table.to_dict("records")]
-    atomic_write_text(paths[2], json.dumps({"rows": records, **details}, indent=2) + "\n")
+    extra: dict[str, Any] = {}
+    if differences is not None:
+        extra["differences"] = [
+            {key: _json_value(value) for key, value in row.items()} for row in differences.to_dict("records")
+        ]
+        paths.append(out / "differences.csv")
+        atomic_write_text(paths[-1], differences.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths[2], json.dumps({"rows": records, **extra, **details}, indent=2) + "\n")
     paths.append(student_chart(table, out / "student_miou.png"))
     paths.append(orthogonality_chart(table, out / "orthogonality_vs_teacher.png"))
     return paths
 
 
 def _json_value(value: Any) -> Any:
-    """Exact floats (not pandas' 10 digits), NaN as null."""
+    """Exact floats (not pandas' 10 digits), NaN and infinities as null."""
     if isinstance(value, float):
-        return None if math.isnan(value) else value
+        return None if not math.isfinite(value) else value
     if hasattr(value, "item"):
         return _json_value(value.item())
     return value
@@ -119,4 +171,4 @@ def orthogonality_chart(table: pd.DataFrame, path: Path) -> Path:
     return save_figure_png(figure, path, dpi=120)
 
 
-__all__ = ["markdown_table", "orthogonality_chart", "student_chart", "write_results"]
+__all__ = ["differences_markdown", "markdown_table", "orthogonality_chart", "student_chart", "write_results"]

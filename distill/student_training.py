@@ -341,9 +341,7 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     # one number per rank: with several processes the replicas must hold identical weights
     checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(student).parameters()]).sum()
     checksums = [float(v) for v in accelerator.gather(checksum.reshape(1).to(accelerator.device))]
-    final = _final_metrics(
-        config, accelerator, folder, val_data, teacher, teacher_size, state, checksums, start_time
-    )
+    final = _final_metrics(config, accelerator, folder, val_data, teacher, teacher_size, state, checksums, start_time)
     if writer is not None:
         writer.close()
     accelerator.end_training()

@@ -12,6 +12,7 @@ from prompt_kit.readers import read_yaml
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
+
 def describe_validation_error(error: pydantic.ValidationError) -> str:
     """The first problem of a pydantic error as ``where: what`` (one line)."""
     first = error.errors()[0]

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+ClassProjection = Literal["mlp", "linear", "frozen"]
 TEACHER_FORMAT = 2  # bumped when the same config would build a different tiny teacher
 
 
@@ -48,7 +49,15 @@ class TeacherConfig(BaseModel):
     conditioning: Literal["tokens", "pooled"] = "tokens"
     text_adapter: bool = True
     head_channels: int = 64
-    class_dim: int = 64
+    class_dim: int = Field(default=64, ge=1, description="mlp/linear: the space the cosines are taken in")
+    class_projection: ClassProjection = Field(
+        default="mlp",
+        description="how class embeddings reach the logits: a learned mlp or linear map, or frozen (compared "
+        "unchanged, so the prompts' geometry survives training; teacher/head.py says why)",
+    )
+    logit_scale: float | None = Field(
+        default=None, gt=0, description="fixed factor on the cosines (LSeg: 1/0.07); None: learned, from 10"
+    )
     use_attention_maps: bool = True
 
     @model_validator(mode="after")

@@ -1,16 +1,29 @@
 """The decode head: FPN over UNet up-block features, class logits computed *from* the embeddings.
 
-Class logits are cosine similarities between per-pixel features and a learned projection of each
-class's embedding (as LSeg and DenseCLIP do), plus each class's own cross-attention map as extra
-evidence. Nothing in the head is tied to a class index, so swapping two classes' embeddings swaps
-their predictions exactly, and a prompt style can change what the teacher predicts at inference.
+Class logits are cosine similarities between per-pixel features and each class's embedding, plus
+each class's own cross-attention map as extra evidence. Nothing in the head is tied to a class
+index, so swapping two classes' embeddings swaps their predictions exactly.
+
+How the embeddings reach the cosine is ``class_projection``. ``mlp`` and ``linear`` learn a map
+``Q`` of each embedding first (as DenseCLIP does). With 11-19 classes and 384-768 dimensions such
+a map can send any linearly independent set of embeddings to the same classifier, so after
+training the prompts' wording acts only through initialisation and optimisation noise (measured:
+four styles' teachers within one seed's noise). ``frozen`` keeps the text side fixed, as LSeg does
+with CLIP: the pixels are projected into the embedding space and compared with each class's own
+embedding, unchanged, so the prompts' geometry survives training (two classes with nearly the same
+embedding stay nearly indistinguishable, whatever the weights).
 """
 
 from __future__ import annotations
 
+import math
+from typing import get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from teacher.config import ClassProjection
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -38,22 +51,52 @@ class FeaturePyramidHead(nn.Module):
         return self.fuse(total)
 
 
+CLASS_PROJECTIONS: tuple[str, ...] = get_args(ClassProjection)
+
+
 class EmbeddingClassifier(nn.Module):
     """``logit[b, c, y, x] = s * cos(P(f[b, :, y, x]), Q(e_c)) + a * C * attn[b, c, y, x]``.
 
-    ``f``: pixel features, ``e_c``: class ``c``'s pooled embedding, ``P``/``Q``: learned
-    projections, ``s``: learned logit scale, ``attn``: class ``c``'s cross-attention map (sums to
-    1 over classes), ``a``: a learned scalar. No per-class parameters.
+    ``f``: pixel features, ``e_c``: class ``c``'s pooled embedding, ``P``: a learned 1x1 conv,
+    ``Q``: a learned MLP (``mlp``), a learned linear map (``linear``) or the identity (``frozen``,
+    where ``P`` maps into the embedding space), ``s``: the logit scale (learned from 10, or fixed
+    with ``logit_scale``), ``attn``: class ``c``'s cross-attention map (sums to 1 over classes),
+    ``a``: a learned scalar. No per-class parameters.
     """
 
-    def __init__(self, pixel_channels: int, embedding_dim: int, class_dim: int) -> None:
+    def __init__(
+        self,
+        pixel_channels: int,
+        embedding_dim: int,
+        class_dim: int,
+        class_projection: ClassProjection = "mlp",
+        logit_scale: float | None = None,
+    ) -> None:
         super().__init__()
+        if class_projection not in CLASS_PROJECTIONS:
+            choices = ", ".join(CLASS_PROJECTIONS)
+            raise ValueError(f"unknown class_projection {class_projection!r}: choose from {choices}")
+        if class_projection == "frozen":
+            class_dim = embedding_dim
         self.pixel_projection = nn.Conv2d(pixel_channels, class_dim, 1)
-        self.class_projection = nn.Sequential(
-            nn.Linear(embedding_dim, class_dim * 2), nn.GELU(), nn.Linear(class_dim * 2, class_dim)
-        )
-        self.log_scale = nn.Parameter(torch.tensor(2.3))  # exp(2.3) ~ 10, a usual cosine-logit scale
+        if class_projection == "mlp":
+            self.class_projection = nn.Sequential(
+                nn.Linear(embedding_dim, class_dim * 2), nn.GELU(), nn.Linear(class_dim * 2, class_dim)
+            )
+        elif class_projection == "linear":
+            self.class_projection = nn.Linear(embedding_dim, class_dim)
+        else:
+            self.class_projection = nn.Identity()
+        if logit_scale is None:
+            self.log_scale = nn.Parameter(torch.tensor(2.3))  # exp(2.3) ~ 10, a usual cosine-logit scale
+        else:
+            self.register_buffer("log_scale", torch.tensor(math.log(logit_scale)))
         self.attention_weight = nn.Parameter(torch.tensor(0.0))
+
+    @property
+    def scale(self) -> float:
+        """``s``: the factor on the cosines."""
+        return float(self.log_scale.exp())
 
     def forward(
         self, pixels: torch.Tensor, class_vectors: torch.Tensor, attention: torch.Tensor | None = None

@@ -96,7 +96,9 @@ class DiffusionSegTeacher(nn.Module):
             block.register_forward_hook(self._keep_output)
         up_channels = list(reversed(self.unet.config.block_out_channels))
         self.head = FeaturePyramidHead(up_channels, config.head_channels)
-        self.classifier = EmbeddingClassifier(config.head_channels, config.embedding_dim, config.class_dim)
+        self.classifier = EmbeddingClassifier(
+            config.head_channels, config.embedding_dim, config.class_dim, config.class_projection, config.logit_scale
+        )
 
     def _keep_output(self, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
         self._features.append(output[0] if isinstance(output, tuple) else output)

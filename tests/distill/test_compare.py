@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -66,7 +67,7 @@ def test_compare_writes_one_row_per_style_and_the_baseline(finished):
     assert list(table["style"]) == ["label", "orthogonal", "(no KD)"]
     assert list(table["kd"]) == ["dist", "dist", "none"]  # DIST is compare's default KD
     assert "| label | dist |" in result.stdout and "(no KD)" in (out / "results.md").read_text()
-    assert "[1/8] teacher label" in result.stderr and "left" in result.stderr
+    assert "[1/8] teacher label seed 0" in result.stderr and "left" in result.stderr
 
 
 def test_table_numbers_are_read_from_the_run_folders(finished):
@@ -74,12 +75,12 @@ def test_table_numbers_are_read_from_the_run_folders(finished):
     rows = {row["style"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
     for style in ("label", "orthogonal"):
         seeds = [
-            json.loads((out / "students" / style / "dist" / f"seed{seed}" / "metrics.json").read_text())["miou"]
+            read_json(out / "students" / style / "dist" / "teacher0" / f"seed{seed}" / "metrics.json")["miou"]
             for seed in range(2)
         ]
         assert rows[style]["student_mious"] == seeds
         assert math.isclose(rows[style]["student_miou"], sum(seeds) / 2)
-        teacher = json.loads((out / "teachers" / style / "metrics.json").read_text())
+        teacher = json.loads((out / "teachers" / style / "seed0" / "metrics.json").read_text())
         assert rows[style]["teacher_miou"] == teacher["miou"]
     baseline = [
         json.loads((out / "students" / "no_kd" / f"seed{s}" / "metrics.json").read_text())["miou"] for s in (0, 1)
@@ -96,7 +97,7 @@ def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, t
 
     out = tmp_path / "again"
     shutil.copytree(finished[0], out)
-    killed = out / "students" / "orthogonal" / "dist" / "seed1"
+    killed = out / "students" / "orthogonal" / "dist" / "teacher0" / "seed1"
     shutil.rmtree(killed)
     (out / "results.md").unlink()
     with monkeypatch.context() as patch:
@@ -114,7 +115,7 @@ def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, t
     assert "7 of 8 cells already finished" in second.stderr
     resumed = json.loads((killed / "metrics.json").read_text())
     uninterrupted = json.loads(
-        (finished[0] / "students" / "orthogonal" / "dist" / "seed1" / "metrics.json").read_text()
+        (finished[0] / "students" / "orthogonal" / "dist" / "teacher0" / "seed1" / "metrics.json").read_text()
     )
     assert resumed["miou"] == uninterrupted["miou"] and resumed["history"] == uninterrupted["history"]
     rows = json.loads((out / "results.json").read_text())["rows"]
@@ -141,13 +142,13 @@ def test_compare_errors_exit_2_without_traceback(runner, tmp_path, args, message
 
 def test_eval_reproduces_the_run_and_the_teacher_numbers(finished, runner):
     out, _ = finished
-    run = out / "students" / "label" / "dist" / "seed0"
+    run = out / "students" / "label" / "dist" / "teacher0" / "seed0"
     expected = json.loads((run / "metrics.json").read_text())
     for target in (run, run / "checkpoints" / "best" / "model.safetensors"):
         result = runner.invoke(distill, ["eval", str(target), "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["miou"] == expected["miou"]
-    teacher = out / "teachers" / "label"
+    teacher = out / "teachers" / "label" / "seed0"
     result = runner.invoke(distill, ["eval", str(teacher)])
     assert result.exit_code == 0, result.output
     teacher_miou = json.loads((teacher / "metrics.json").read_text())["miou"]
@@ -175,7 +176,7 @@ def test_demo_runs_the_whole_comparison(runner, tmp_path):
     styles = ["label", "sentence", "bag_of_words", "orthogonal"]
     assert list(table["style"]) == [*styles, "efficientnet_lite0", "(no KD)"]
     assert list(table["seeds"]) == [1] * 6
-    teacher_config = (tmp_path / "demo" / "teachers" / "efficientnet_lite0" / "config.yaml").read_text()
+    teacher_config = (tmp_path / "demo" / "teachers" / "efficientnet_lite0" / "seed0" / "config.yaml").read_text()
     assert "student_pretrained: imagenet" in teacher_config and "kd: none" in teacher_config
 
 
@@ -188,28 +189,13 @@ def test_demo_command_uses_the_documented_settings(runner, tmp_path, monkeypatch
 
     def capture(config, log=None):
         seen.append(config)
-        return pd.DataFrame(
-            [
-                {
-                    "style": "label",
-                    "kd": "kl",
-                    "max_cos": 0.5,
-                    "mean_cos": 0.3,
-                    "teacher_miou": 0.4,
-                    "student_miou": 0.3,
-                    "student_std": 0.0,
-                    "gain_over_no_kd": 0.0,
-                    "seeds": 2,
-                    "student_mious": [0.3, 0.3],
-                    "teacher_seconds": 1.0,
-                    "student_seconds": 1.0,
-                }
-            ]
-        )
+        Path(config.out).mkdir(parents=True)
+        (Path(config.out) / "results.md").write_text("| label | dist |\n")
 
     monkeypatch.setattr(compare, "run_compare", capture)
     result = runner.invoke(promptkit, ["demo", "--out", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
+    assert "| label | dist |" in result.stdout
     (config,) = seen
     assert config.seeds == DEMO_SETTINGS["seeds"] == 2
     assert config.teacher["model"] == {"conditioning": "pooled"} and config.run["student_size"] == (48, 64)
@@ -226,16 +212,88 @@ def test_compare_with_named_teachers_gives_one_row_each(runner, trained_teacher,
     assert result.exit_code == 0, result.output
     rows = {row["style"]: row for row in json.loads((tmp_path / "c" / "results.json").read_text())["rows"]}
     assert set(rows) == {"tiny", trained_teacher.name, "(no KD)"}
-    trained_here = json.loads((tmp_path / "c" / "teachers" / "tiny" / "metrics.json").read_text())
+    trained_here = json.loads((tmp_path / "c" / "teachers" / "tiny" / "seed0" / "metrics.json").read_text())
     assert rows["tiny"]["teacher_miou"] == trained_here["miou"]
     assert rows["tiny"]["teacher_seconds"] == trained_here["train_seconds"]
     folder = json.loads((trained_teacher / "metrics.json").read_text())
     assert rows[trained_teacher.name]["teacher_miou"] == folder["miou"]
     assert rows[trained_teacher.name]["max_cos"] is None  # no prompt style: no orthogonality column
-    config = (tmp_path / "c" / "students" / trained_teacher.name / "kl" / "seed0" / "config.yaml").read_text()
+    config = tmp_path / "c" / "students" / trained_teacher.name / "kl" / "teacher0" / "seed0" / "config.yaml"
+    config = config.read_text()
     assert f"teacher: {trained_teacher}" in config
 
 
 def test_compare_needs_something_to_compare(runner, tmp_path):
     result = runner.invoke(distill, ["compare", "--data", DATA, "--styles", "none", "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "no teachers to compare" in result.stderr
+
+
+SEEDED = ["--teacher-seeds", "2", "--set", "teacher.checkpoint_every=2"]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """Two teacher seeds per style, one student seed on each."""
+    from click.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("seeded")
+    result = CliRunner().invoke(distill, [*compare_args(out, seeds=1), *SEEDED])
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_teacher_seeds_give_means_over_teachers_and_intervals(seeded):
+    out, result = seeded
+    report = json.loads((out / "results.json").read_text())
+    rows = {row["style"]: row for row in report["rows"]}
+    grids = {}
+    for style in ("label", "orthogonal"):
+        teachers = [json.loads((out / "teachers" / style / f"seed{t}" / "metrics.json").read_text()) for t in (0, 1)]
+        seeds = [yaml_field(out / "teachers" / style / f"seed{t}" / "config.yaml", "seed") for t in (0, 1)]
+        assert seeds == [0, 1]
+        assert rows[style]["teacher_mious"] == [t["miou"] for t in teachers]
+        assert rows[style]["teacher_seeds"] == 2 and rows[style]["seeds"] == 1
+        grids[style] = [
+            read_json(out / "students" / style / "dist" / f"teacher{t}" / "seed0" / "metrics.json")["miou"]
+            for t in (0, 1)
+        ]
+        assert rows[style]["student_mious"] == grids[style]
+        assert rows[style]["gain_low"] <= rows[style]["gain_over_no_kd"] <= rows[style]["gain_high"]
+    (pair,) = report["differences"]
+    assert (pair["first"], pair["second"], pair["unit"]) == ("label", "orthogonal", "teacher seed")
+    assert pair["replicates"] == 2
+    differences = [a - b for a, b in zip(grids["label"], grids["orthogonal"], strict=True)]
+    assert math.isclose(pair["difference"], sum(differences) / 2)
+    assert pair["low"] <= pair["difference"] <= pair["high"]
+    assert "95% interval" in result.stdout and "| dist | label | orthogonal |" in result.stdout
+    assert (out / "differences.csv").is_file()
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+def yaml_field(path, key):
+    import yaml
+
+    return yaml.safe_load(path.read_text())[key]
+
+
+def test_a_killed_teacher_seed_resumes_to_the_same_table(seeded, runner, tmp_path, monkeypatch):
+    import shutil
+
+    out = tmp_path / "again"
+    shutil.copytree(seeded[0], out)
+    shutil.rmtree(out / "teachers" / "orthogonal" / "seed1")
+    shutil.rmtree(out / "students" / "orthogonal" / "dist" / "teacher1")
+    with monkeypatch.context() as patch:
+        kill_after_checkpoint(patch, 4)
+        first = runner.invoke(distill, [*compare_args(out, seeds=1), *SEEDED])
+    assert first.exit_code != 0
+    assert not (out / "teachers" / "orthogonal" / "seed1" / "metrics.json").exists()
+    second = runner.invoke(distill, [*compare_args(out, seeds=1), *SEEDED])
+    assert second.exit_code == 0, second.output
+    before = json.loads((seeded[0] / "results.json").read_text())
+    after = json.loads((out / "results.json").read_text())
+    assert [r["teacher_mious"] for r in after["rows"]] == [r["teacher_mious"] for r in before["rows"]]
+    assert [r["student_mious"] for r in after["rows"]] == [r["student_mious"] for r in before["rows"]]

@@ -97,55 +97,109 @@ CASES = [
     Case("prompt-set-not-utf8", "promptkit", ["score", "{tmp}/s.yaml"], {"s.yaml": NOT_UTF8}, expect="UTF-8"),
     Case("prompt-set-random-bytes", "promptkit", ["score", "{tmp}/s.yaml"], {"s.yaml": RANDOM_BYTES}),
     Case("prompt-set-alias-bomb", "promptkit", ["score", "{tmp}/s.yaml"], {"s.yaml": ALIAS_BOMB}, expect="aliases"),
-    Case("prompt-set-recursive-alias", "promptkit", ["score", "{tmp}/s.yaml"], {"s.yaml": "a: &a [*a]\n"},
-         expect="contains itself"),  # fmt: skip
-    Case("prompt-set-huge-file", "promptkit", ["score", "{tmp}/s.yaml"], {"s.yaml": b"#" * (17 * 2**20)},
-         expect="bytes"),  # fmt: skip
+    Case(
+        "prompt-set-recursive-alias",
+        "promptkit",
+        ["score", "{tmp}/s.yaml"],
+        {"s.yaml": "a: &a [*a]\n"},
+        expect="contains itself",
+    ),  # fmt: skip
+    Case(
+        "prompt-set-huge-file", "promptkit", ["score", "{tmp}/s.yaml"], {"s.yaml": b"#" * (17 * 2**20)}, expect="bytes"
+    ),  # fmt: skip
     Case("prompt-set-not-a-mapping", "promptkit", ["score", "{tmp}/s.yaml"], {"s.yaml": "- a\n- b\n"}),
-    Case("taxonomy-not-utf8", "promptkit", ["generate", "--style", "label", "--classes", "{tmp}/c.yaml"],
-         {"c.yaml": NOT_UTF8}),  # fmt: skip
-    Case("taxonomy-alias-bomb", "promptkit", ["generate", "--style", "label", "--classes", "{tmp}/c.yaml"],
-         {"c.yaml": ALIAS_BOMB}),  # fmt: skip
+    Case(
+        "taxonomy-not-utf8",
+        "promptkit",
+        ["generate", "--style", "label", "--classes", "{tmp}/c.yaml"],
+        {"c.yaml": NOT_UTF8},
+    ),  # fmt: skip
+    Case(
+        "taxonomy-alias-bomb",
+        "promptkit",
+        ["generate", "--style", "label", "--classes", "{tmp}/c.yaml"],
+        {"c.yaml": ALIAS_BOMB},
+    ),  # fmt: skip
     Case("run-config-not-utf8", "distill", [*RUN, "--config", "{tmp}/c.yaml"], {"c.yaml": NOT_UTF8}),
-    Case("run-config-alias-bomb", "distill", [*RUN, "--config", "{tmp}/c.yaml"], {"c.yaml": ALIAS_BOMB},
-         expect="aliases"),  # fmt: skip
+    Case(
+        "run-config-alias-bomb", "distill", [*RUN, "--config", "{tmp}/c.yaml"], {"c.yaml": ALIAS_BOMB}, expect="aliases"
+    ),  # fmt: skip
     Case("set-value-alias-bomb", "distill", [*RUN, "--set", f"kd_params={INLINE_BOMB}"], expect="aliases"),
     Case("set-value-recursive-alias", "distill", [*RUN, "--set", "kd_params=&a [*a]"]),
     Case("set-value-bad-yaml", "distill", [*RUN, "--set", "lr=[1, 2"]),
-    Case("compare-config-not-utf8", "distill", ["compare", "--config", "{tmp}/c.yaml", "--out", "{tmp}/cmp"],
-         {"c.yaml": NOT_UTF8}),  # fmt: skip
+    Case(
+        "compare-config-not-utf8",
+        "distill",
+        ["compare", "--config", "{tmp}/c.yaml", "--out", "{tmp}/cmp"],
+        {"c.yaml": NOT_UTF8},
+    ),  # fmt: skip
     # -- teacher folders -------------------------------------------------------------------------
     Case("teacher-config-yaml-not-utf8", "distill", TEACHER_RUN, damage=("config.yaml", NOT_UTF8)),
-    Case("teacher-image-size-not-a-size", "distill", TEACHER_RUN, damage=("config.yaml", "image_size: big\n"),
-         expect="image_size"),  # fmt: skip
-    Case("teacher-image-size-zero", "distill", TEACHER_RUN, damage=("config.yaml", "image_size: [0, 0]\n"),
-         expect="image_size"),  # fmt: skip
+    Case(
+        "teacher-image-size-not-a-size",
+        "distill",
+        TEACHER_RUN,
+        damage=("config.yaml", "image_size: big\n"),
+        expect="image_size",
+    ),  # fmt: skip
+    Case(
+        "teacher-image-size-zero",
+        "distill",
+        TEACHER_RUN,
+        damage=("config.yaml", "image_size: [0, 0]\n"),
+        expect="image_size",
+    ),  # fmt: skip
     Case("teacher-config-json-corrupt", "distill", TEACHER_RUN, damage=("teacher_config.json", "{not json")),
-    Case("teacher-config-json-wrong-fields", "distill", TEACHER_RUN,
-         damage=("teacher_config.json", '{"num_classes": "many"}')),  # fmt: skip
-    Case("teacher-weights-truncated", "distill", TEACHER_RUN, damage=("teacher.safetensors", "truncate"),
-         expect="safetensors"),  # fmt: skip
+    Case(
+        "teacher-config-json-wrong-fields",
+        "distill",
+        TEACHER_RUN,
+        damage=("teacher_config.json", '{"num_classes": "many"}'),
+    ),  # fmt: skip
+    Case(
+        "teacher-weights-truncated",
+        "distill",
+        TEACHER_RUN,
+        damage=("teacher.safetensors", "truncate"),
+        expect="safetensors",
+    ),  # fmt: skip
     Case("teacher-weights-random-bytes", "distill", TEACHER_RUN, damage=("teacher.safetensors", RANDOM_BYTES)),
     Case("class-embeddings-truncated", "distill", TEACHER_RUN, damage=("class_embeddings.safetensors", "truncate")),
-    Case("class-embeddings-random-bytes", "distill", TEACHER_RUN,
-         damage=("class_embeddings.safetensors", RANDOM_BYTES)),  # fmt: skip
-    Case("teacher-config-yaml-alias-bomb", "distill", TEACHER_RUN, damage=("config.yaml", ALIAS_BOMB),
-         expect="aliases"),  # fmt: skip
-    Case("teacher-folder-empty", "distill", [*TEACHER_RUN[:2], "{tmp}/empty", *TEACHER_RUN[3:]],
-         {"empty/.keep": ""}),  # fmt: skip
+    Case(
+        "class-embeddings-random-bytes", "distill", TEACHER_RUN, damage=("class_embeddings.safetensors", RANDOM_BYTES)
+    ),  # fmt: skip
+    Case(
+        "teacher-config-yaml-alias-bomb", "distill", TEACHER_RUN, damage=("config.yaml", ALIAS_BOMB), expect="aliases"
+    ),  # fmt: skip
+    Case(
+        "teacher-folder-empty", "distill", [*TEACHER_RUN[:2], "{tmp}/empty", *TEACHER_RUN[3:]], {"empty/.keep": ""}
+    ),  # fmt: skip
     # -- templates --------------------------------------------------------------------------------
     Case("template-include-missing", "promptkit", TEMPLATES, _template("{% include 'nope.j2' %}"), expect="includes"),
-    Case("template-include-outside-folder", "promptkit", TEMPLATES, _template("{% include '../secret.j2' %}"),
-         expect="includes"),  # fmt: skip
+    Case(
+        "template-include-outside-folder",
+        "promptkit",
+        TEMPLATES,
+        _template("{% include '../secret.j2' %}"),
+        expect="includes",
+    ),  # fmt: skip
     Case("template-syntax-error", "promptkit", TEMPLATES, _template("{{ name "), expect="line"),
     Case("template-huge-string", "promptkit", TEMPLATES, _template("{{ 'x' * 4000000000 }}"), expect="limit"),
-    Case("template-nested-loops", "promptkit", TEMPLATES,
-         _template("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"),
-         expect="limit"),  # fmt: skip
+    Case(
+        "template-nested-loops",
+        "promptkit",
+        TEMPLATES,
+        _template("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"),
+        expect="limit",
+    ),  # fmt: skip
     Case("template-unsafe", "promptkit", TEMPLATES, _template("{{ ''.__class__.__mro__ }}"), expect="unsafe"),
     # -- images -----------------------------------------------------------------------------------
-    Case("image-decompression-bomb", "distill", [*RUN, "--data", "folder:{tmp}/data"],
-         _folder_dataset(_png_header(30000, 30000))),  # fmt: skip
+    Case(
+        "image-decompression-bomb",
+        "distill",
+        [*RUN, "--data", "folder:{tmp}/data"],
+        _folder_dataset(_png_header(30000, 30000)),
+    ),  # fmt: skip
     Case("image-truncated", "distill", [*RUN, "--data", "folder:{tmp}/data"], _folder_dataset(_png_header(16, 12))),
     # -- options ----------------------------------------------------------------------------------
     Case("size-0x0", "distill", [*TEACHER, "--size", "0x0"]),
@@ -159,8 +213,12 @@ CASES = [
     Case("set-unknown-field", "distill", [*RUN, "--set", "lerning_rate=1"]),
     Case("set-model-unknown-key", "distill", [*TEACHER, "--set", "model.nope=1"]),
     Case("set-model-bad-type", "distill", [*TEACHER, "--set", "model.head_channels=abc"]),
-    Case("set-kd-params-misspelled", "distill", [*TEACHER_RUN, "--kd", "kl", "--set", "kd_params.temprature=2"],
-         expect="temprature"),  # fmt: skip
+    Case(
+        "set-kd-params-misspelled",
+        "distill",
+        [*TEACHER_RUN, "--kd", "kl", "--set", "kd_params.temprature=2"],
+        expect="temprature",
+    ),  # fmt: skip
     Case("set-kd-params-bad-type", "distill", [*TEACHER_RUN, "--kd", "kl", "--set", "kd_params.temperature=abc"]),
     Case("kd-spec-unknown-loss", "distill", [*TEACHER_RUN, "--kd", "klx"]),
     Case("resume-and-overwrite", "distill", [*RUN, "--resume", "--overwrite"]),
@@ -172,14 +230,19 @@ CASES = [
     Case("teacher-out-under-a-file", "distill", [*TEACHER, "--out", "{tmp}/file/teacher"], FILE),
     Case("embed-out-under-a-file", "promptkit", ["embed", str(LABEL_SET), "--out", "{tmp}/file/e.safetensors"], FILE),
     Case("score-out-under-a-file", "promptkit", ["score", str(LABEL_SET), "--out", "{tmp}/file/report"], FILE),
-    Case("generate-out-under-a-file", "promptkit", ["generate", "--style", "label", "--out", "{tmp}/file/s.yaml"],
-         FILE),  # fmt: skip
+    Case(
+        "generate-out-under-a-file", "promptkit", ["generate", "--style", "label", "--out", "{tmp}/file/s.yaml"], FILE
+    ),  # fmt: skip
     # -- data and taxonomies ----------------------------------------------------------------------
     Case("data-unknown-reader", "distill", [*RUN, "--data", "nope:x"]),
     Case("data-missing-folder", "distill", [*RUN, "--data", "camvid:{tmp}/absent"]),
     Case("data-missing-under-a-new-nested-out", "distill", [*RUN[:-1], "{tmp}/a/b/run", "--data", "camvid:{tmp}/no"]),
-    Case("prompt-set-of-another-taxonomy", "distill", [*TEACHER_RUN, "--kd", "kl", "--prompts", "{tmp}/p.yaml"],
-         {"p.yaml": LABEL_SET.read_text().replace("Bicyclist", "Tram")}),  # fmt: skip
+    Case(
+        "prompt-set-of-another-taxonomy",
+        "distill",
+        [*TEACHER_RUN, "--kd", "kl", "--prompts", "{tmp}/p.yaml"],
+        {"p.yaml": LABEL_SET.read_text().replace("Bicyclist", "Tram")},
+    ),  # fmt: skip
 ]
 
 
@@ -234,4 +297,3 @@ def test_bad_input_cases_cover_each_reader_family():
                 "set-model", "set-kd-params", "out-", "resume"]  # fmt: skip
     names = " ".join(case.name for case in CASES)
     assert [family for family in families if family not in names] == []
-

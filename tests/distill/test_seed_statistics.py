@@ -1,0 +1,85 @@
+"""Intervals over seeds: exact on a hand example, ~95% coverage when teachers vary, honest with one seed."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from distill.seed_statistics import mean_std, paired_difference, t_interval
+
+
+def test_t_interval_of_two_teacher_seeds_by_hand():
+    difference = t_interval([0.01, 0.03], "teacher seed")
+    half = 12.7062 * math.sqrt(0.0002) / math.sqrt(2)  # t_{0.975, 1} * sd / sqrt(n)
+    assert difference.mean == pytest.approx(0.02)
+    assert difference.low == pytest.approx(0.02 - half, abs=1e-4)
+    assert difference.high == pytest.approx(0.02 + half, abs=1e-4)
+    assert not difference.distinguishable
+
+
+def test_paired_difference_averages_student_seeds_within_each_teacher():
+    a = {(0, 0): 0.50, (0, 1): 0.52, (1, 0): 0.60, (1, 1): 0.62, (2, 0): 0.55, (2, 1): 0.57}
+    b = {cell: value - 0.05 + 0.001 * cell[0] for cell, value in a.items()}
+    difference = paired_difference(a, b)
+    assert difference.unit == "teacher seed" and difference.replicates == 3
+    assert difference.mean == pytest.approx(0.049)
+    assert difference.distinguishable  # 0.05 against a spread of 0.001 between teachers
+
+
+def test_one_teacher_seed_falls_back_to_student_seeds_and_says_so():
+    a = {(0, 0): 0.50, (0, 1): 0.52, (0, 2): 0.51}
+    b = {(0, 0): 0.49, (0, 1): 0.50, (0, 2): 0.505}
+    difference = paired_difference(a, b)
+    assert difference.unit == "student seed" and difference.replicates == 3
+
+
+def test_a_single_cell_has_no_interval():
+    difference = paired_difference({(0, 0): 0.5}, {(0, 0): 0.4})
+    assert difference.low == -math.inf and difference.high == math.inf
+    assert not difference.distinguishable and difference.replicates_for() is None
+
+
+def simulated_grid(rng: random.Random, teachers: int, students: int, shift: float) -> dict:
+    """Student mIoU = style shift + teacher noise (sd 0.01) + student noise (sd 0.004)."""
+    grid = {}
+    for t in range(teachers):
+        teacher = rng.gauss(0, 0.01)
+        for s in range(students):
+            grid[(t, s)] = 0.5 + shift + teacher + rng.gauss(0, 0.004)
+    return grid
+
+
+def test_interval_covers_a_zero_difference_about_95_percent_of_the_time():
+    rng = random.Random(0)
+    trials = 600
+    covered = sum(
+        (d := paired_difference(simulated_grid(rng, 3, 2, 0), simulated_grid(rng, 3, 2, 0))).low <= 0 <= d.high
+        for _ in range(trials)
+    )
+    assert 0.92 <= covered / trials <= 0.98
+
+
+def test_pooling_every_cell_as_independent_would_be_overconfident():
+    """Why the teacher seed is the unit: treating all T x S cells as replicates covers far less often."""
+    rng = random.Random(1)
+    trials = 600
+    covered = 0
+    for _ in range(trials):
+        a, b = simulated_grid(rng, 3, 3, 0), simulated_grid(rng, 3, 3, 0)
+        naive = t_interval([a[cell] - b[cell] for cell in a], "cell")
+        covered += naive.low <= 0 <= naive.high
+    assert covered / trials < 0.85
+
+
+def test_seeds_needed_for_an_effect_grows_with_the_spread():
+    narrow = t_interval([0.010, 0.012, 0.008], "teacher seed")
+    wide = t_interval([0.03, -0.01, 0.01], "teacher seed")
+    assert narrow.replicates_for(0.01) < wide.replicates_for(0.01)
+    assert wide.replicates_for(0.01) == math.ceil(((1.959964 + 0.841621) * wide.sd / 0.01) ** 2)
+
+
+def test_mean_std():
+    assert mean_std([0.5]) == (0.5, 0.0)
+    assert mean_std([0.4, 0.6])[1] == pytest.approx(0.141421, abs=1e-6)
