@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from distill.class_weights import ClassWeighting, class_weights
 from distill.configuration import ImageSize, config_to_yaml
-from distill.datasets import PairedViews, create_dataset
-from distill.datasets.holdout import holdout_split
+from distill.datasets import PairedViews
+from distill.datasets.holdout import training_and_evaluation_data
 from distill.datasets.paired_views import check_augmentation
 from distill.losses import create_loss, kd_pixel_mask, parse_kd_spec
 from distill.losses.pixel_selection import KdPixels
@@ -172,14 +172,6 @@ def require_student(name: str) -> None:
         raise PromptKitError(f"unknown student {name!r}: choose one of {', '.join(list_networks())}")
 
 
-def training_and_evaluation_data(config: RunConfig):
-    """(train, eval) datasets: train and val, or with ``holdout`` the rest of train and its held-out part."""
-    train_data = create_dataset(config.data, "train")
-    if config.holdout:
-        return holdout_split(train_data, config.holdout)
-    return train_data, create_dataset(config.data, "val")
-
-
 RUN_CHECKPOINT = Path("checkpoints") / "last"
 BEST_WEIGHTS = Path("checkpoints") / "best" / "model.safetensors"
 
@@ -236,7 +228,7 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         raise PromptKitError(f"--kd {config.kd} needs a teacher: pass --teacher DIR (or --kd none)")
     accelerator = make_accelerator(config.mixed_precision)
     set_seed(config.seed)
-    train_data, val_data = training_and_evaluation_data(config)
+    train_data, val_data = training_and_evaluation_data(config.data, config.holdout)
     taxonomy = train_data.taxonomy
     teacher, teacher_size = None, config.student_size
     if config.teacher:

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from distill.class_weights import ClassWeighting, class_weights
 from distill.configuration import ImageSize, config_to_yaml
-from distill.datasets import PairedViews, create_dataset
+from distill.datasets import PairedViews
+from distill.datasets.holdout import training_and_evaluation_data
 from distill.provenance import provenance
 from distill.run_folder import RunFolder, open_run_folder
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
@@ -71,6 +72,12 @@ class TeacherTrainingConfig(BaseModel):
     eval_every: int = Field(default=200, ge=1)
     checkpoint_every: int = Field(default=100, ge=1, description="steps between checkpoints (resume with --resume)")
     val_images: int | None = Field(default=None, description="evaluate on the first N val images (None: all)")
+    holdout: int = Field(
+        default=0,
+        ge=0,
+        description="evaluate on this many train images kept out of training (tune here; val stays unseen); "
+        "the same images a student's holdout keeps out",
+    )
     panels: int = 4
     seed: int = 0
     num_workers: int = 0
@@ -177,8 +184,7 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
     accelerator = make_accelerator(config.mixed_precision)
     set_seed(config.seed)
     prompt_set = load_prompt_set(config.prompts)
-    train_data = create_dataset(config.data, "train")
-    val_data = create_dataset(config.data, "val")
+    train_data, val_data = training_and_evaluation_data(config.data, config.holdout)
     prompt_set.check_against(train_data.taxonomy)
     train_data.validate(max_files=64)
     encoder_spec = config.encoder or (f"clip:{config.pretrained}" if config.pretrained else "minilm")
@@ -316,6 +322,7 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
         "history": state.history,
         "train_seconds": elapsed(start_time),
         "val_images": _count(val_data, config.val_images),
+        "eval_split": val_data.split,
         "image_size": list(config.image_size),
         "class_weights": None if weights is None else [round(float(w), 4) for w in weights],
     }

@@ -55,3 +55,17 @@ def holdout_split(dataset: SegmentationDataset, count: int) -> tuple[SubsetDatas
     kept = sorted(order[count:].tolist())
     split = dataset.split
     return SubsetDataset(dataset, kept, f"{split}-minus-holdout"), SubsetDataset(dataset, held_out, f"{split}-holdout")
+
+
+def training_and_evaluation_data(spec: str, holdout: int = 0) -> tuple[SegmentationDataset, SegmentationDataset]:
+    """(train, eval) of a data spec: train and val, or with ``holdout`` the rest of train and its held-out part.
+
+    One function for every trainer, so a teacher and a student tuned with the same ``holdout``
+    hold out the same images.
+    """
+    from distill.datasets import create_dataset
+
+    train_data = create_dataset(spec, "train")
+    if holdout:
+        return holdout_split(train_data, holdout)
+    return train_data, create_dataset(spec, "val")

@@ -318,3 +318,12 @@ def test_a_finished_teacher_is_not_overwritten(runner, trained_teacher, tmp_path
     result = runner.invoke(distill, args)
     assert result.exit_code == 2 and "already holds a finished teacher" in result.stderr
     assert (copy / "teacher.safetensors").read_bytes() == before
+
+
+def test_teacher_holdout_evaluates_on_the_images_a_student_holdout_keeps_out(runner, tmp_path):
+    result = runner.invoke(distill, _teacher_args(tmp_path / "t", ["--steps", "2", "--set", "holdout=6"]))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert metrics["eval_split"] == "train-holdout" and metrics["val_images"] == 6
+    result = runner.invoke(distill, _teacher_args(tmp_path / "v", ["--steps", "2"]))
+    assert json.loads((tmp_path / "v" / "metrics.json").read_text())["eval_split"] == "val"
