@@ -242,7 +242,7 @@ Re-running the same command skips finished cells and resumes a killed one.
 @click.option("--student", default=None, help="Student name.")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Student seeds per teacher (default 3).")
 @click.option(
-    "--teacher-seeds", type=click.IntRange(min=1), default=None, help="Teachers per style or network (default 1)."
+    "--teacher-seeds", type=click.IntRange(min=1), default=None, help="Teachers per prompt style (default 1)."
 )
 @click.option("--encoder", default=None, help="Prompt encoder for every teacher (default: minilm).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Comparison folder.")
@@ -283,19 +283,25 @@ def compare(
   distill eval runs/kl --data camvid:../shared/data/camvid --split test
   distill eval runs/kl/checkpoints/best/model.safetensors --json
   distill eval runs/teacher                              (a teacher folder)
+  distill eval runs/teacher --prompts prompts/camvid/sentence.yaml   (given other prompts)
 """,
 )
 @click.argument("path", type=click.Path())
 @click.option("--data", default=None, help="Data spec (default: what the model was trained on).")
 @click.option("--split", default="val", show_default=True, help="Split to evaluate on.")
+@click.option(
+    "--prompts",
+    type=click.Path(dir_okay=False),
+    help="A diffusion teacher: condition it on this prompt set of its classes (prompt transfer).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate(path, data, split, as_json) -> None:
+def evaluate(path, data, split, prompts, as_json) -> None:
     """Re-evaluate a run folder, a student checkpoint or a teacher folder: mIoU and per-class IoU."""
     import json
 
     from distill.saved_evaluation import evaluate_saved
 
-    metrics = evaluate_saved(path, data=data, split=split)
+    metrics = evaluate_saved(path, data=data, split=split, prompts=prompts)
     if not metrics["finished"]:
         step = metrics.get("checkpoint_step")
         stopped = f"it stopped after step {step}" if step is not None else "it has no checkpoint"

@@ -5,14 +5,15 @@ Every cell of the grid is an ordinary run folder under ``out``:
 ``students/<style>/<kd>/teacher<t>/seed<s>/`` (``distill run``: every student seed on every
 teacher seed) and ``students/no_kd/seed<s>/`` (the same student without a teacher: the
 baseline). Beside the prompt styles, ``teachers`` names other teachers, one row each: a teacher
-folder used as it is (one teacher seed), or a registered network trained here first
-(``teachers/<name>/seed<t>/``, with the ``network_teacher`` settings); rows are named after the
-folder or the network. A cell whose ``metrics.json`` exists is finished and skipped; a killed
-student cell resumes from its last checkpoint, a killed teacher cell too (both trainers sit on the
-training core). The table joins the orthogonality of each style's class embeddings (the tensors
-the teacher saw), the teacher's mIoU over teacher seeds, the student's mIoU over (teacher seed x
-student seed), and the gain over the no-KD student with its 95% interval; a second table gives
-every pair of styles' difference with its interval (``distill.seed_statistics`` says how).
+folder used as it is, or a registered network trained here first (``teachers/<name>/seed0/``,
+with the ``network_teacher`` settings; one teacher each, teacher seeds are for the prompt
+styles); rows are named after the folder or the network. A cell whose ``metrics.json`` exists
+is finished and skipped; a killed student cell resumes from its last checkpoint, a killed
+teacher cell too (both trainers sit on the training core). The table joins the orthogonality of
+each style's class embeddings (the tensors the teacher saw), the teacher's mIoU over teacher
+seeds, the student's mIoU over (teacher seed x student seed), and the gain over the no-KD student
+with its 95% interval; a second table gives every pair of styles' difference with its interval
+(``distill.seed_statistics`` says how), and a third the prompt transfer (``distill.prompt_transfer``).
 """
 
 from __future__ import annotations
@@ -86,12 +87,17 @@ class CompareConfig(BaseModel):
     )
     student: str = "tiny"
     seeds: int = Field(default=3, ge=1, description="student seeds on every teacher")
-    teacher_seeds: int = Field(default=1, ge=1, description="teachers per style (and per network trained here)")
+    teacher_seeds: int = Field(
+        default=1, ge=1, description="teachers per prompt style (a network teacher row has one, seed 0)"
+    )
     out: str = "runs/compare"
     encoder: str | None = Field(default=None, description="prompt encoder for every teacher (default: minilm)")
     teacher: dict[str, Any] = Field(default_factory=dict, description="TeacherTrainingConfig fields")
     run: dict[str, Any] = Field(default_factory=dict, description="RunConfig fields")
     baseline: bool = Field(default=True, description="also train the student without KD")
+    transfer: bool = Field(
+        default=True, description="evaluate every style's teachers given every other style's prompts (2+ styles)"
+    )
 
     @field_validator("styles")
     @classmethod
@@ -199,8 +205,6 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
             raise PromptKitError(
                 f"{section}.{clash[0]} is set by compare itself: use {owned[clash[0]]} instead of {section}.{clash[0]}"
             )
-    if "seed" in config.network_teacher:
-        raise PromptKitError("network_teacher.seed is set by compare itself: use --teacher-seeds instead")
     taxonomy = create_dataset(config.data, "train").taxonomy
     cells: list[Cell] = []
     try:
@@ -241,27 +245,15 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
                 continue
             from distill.network_teacher import network_teacher_config
 
-            teacher_dirs[label] = []
-            for teacher_seed in range(config.teacher_seeds):
-                network_config = network_teacher_config(
-                    spec,
-                    {"data": config.data, "out": str(out / "teachers" / label / f"seed{teacher_seed}")},
-                    overrides=[f"{key}={json.dumps(value)}" for key, value in config.network_teacher.items()]
-                    + [f"seed={teacher_seed}"],
-                )
-                teacher_dirs[label].append(network_config.out)
-                cells.append(
-                    Cell(
-                        "network_teacher",
-                        f"teacher {label} seed {teacher_seed}",
-                        Path(network_config.out),
-                        label,
-                        "",
-                        teacher_seed,
-                        network_config,
-                        teacher_seed,
-                    )
-                )
+            network_config = network_teacher_config(
+                spec,
+                {"data": config.data, "out": str(out / "teachers" / label / "seed0")},
+                overrides=[f"{key}={json.dumps(value)}" for key, value in config.network_teacher.items()],
+            )
+            teacher_dirs[label] = [network_config.out]
+            cells.append(
+                Cell("network_teacher", f"teacher {label}", Path(network_config.out), label, "", 0, network_config)
+            )
         students = [(name, kd, t) for name in teacher_dirs for kd in config.kd for t in range(len(teacher_dirs[name]))]
         if config.baseline:
             students.append((None, "none", 0))
@@ -355,9 +347,20 @@ def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None)
             train_student(cell.config, resume=cell.resumable)
         view.finished(cell, time.time() - began)
     table = results_table(config, cells)
-    write_results(table, out, _details(config, cells), differences_table(config, cells))
+    transfer = prompt_transfer(config, cells, log) if config.transfer and len(config.styles) > 1 else None
+    write_results(table, out, _details(config, cells), differences_table(config, cells), transfer)
     log(f"finished {len(cells)} cells in {duration_text(time.time() - view.start)}; wrote {out}/results.md")
     return table
+
+
+def prompt_transfer(config: CompareConfig, cells: list[Cell], log: Callable[[str], None]) -> pd.DataFrame:
+    """Style x style teacher mIoU: each style's teachers given every style's prompts (distill.prompt_transfer)."""
+    from distill.prompt_transfer import transfer_mious, transfer_table
+
+    teachers = [cell for cell in cells if cell.kind == "teacher"]
+    folders = {style: [c.path for c in teachers if c.style == style] for style in config.styles}
+    prompt_sets = {style: Path(next(c.config.prompts for c in teachers if c.style == style)) for style in config.styles}
+    return transfer_table(transfer_mious(folders, prompt_sets, Path(config.out), log))
 
 
 def _style_scores(teacher: TeacherFolder) -> dict[str, float]:
@@ -432,6 +435,10 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
                 "teacher_seeds": len(teacher_folders),
                 "seeds": len({s for _, s in grid}),
                 "student_mious": values,
+                "student_by_teacher": [
+                    statistics.mean(v for (t, _), v in grid.items() if t == seed)
+                    for seed in sorted({t for t, _ in grid})
+                ],
                 "teacher_seconds": statistics.mean(m.get("train_seconds", math.nan) for m in teacher_metrics),
                 "student_seconds": _mean_seconds(mine),
             }
@@ -454,6 +461,7 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
                 "teacher_seeds": 0,
                 "seeds": len(base_values),
                 "student_mious": base_values,
+                "student_by_teacher": [],
                 "teacher_seconds": math.nan,
                 "student_seconds": _mean_seconds(baseline),
             }

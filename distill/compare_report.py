@@ -84,11 +84,22 @@ def differences_markdown(differences: pd.DataFrame) -> str:
 
 
 def write_results(
-    table: pd.DataFrame, out: Path, details: dict[str, Any], differences: pd.DataFrame | None = None
+    table: pd.DataFrame,
+    out: Path,
+    details: dict[str, Any],
+    differences: pd.DataFrame | None = None,
+    transfer: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """results.md / .csv / .json, differences.csv and the two charts, each written atomically."""
+    """results.md / .csv / .json, differences.csv, transfer.csv and the charts, each written atomically."""
+    from distill.prompt_transfer import transfer_markdown
+
     paths = [out / "results.md", out / "results.csv", out / "results.json"]
-    atomic_write_text(paths[0], markdown_table(table, differences))
+    text = markdown_table(table, differences)
+    if table["max_cos"].notna().sum() > 1:
+        text += "\n" + orthogonality_correlations(table)
+    if transfer is not None and len(transfer):
+        text += "\n" + transfer_markdown(transfer)
+    atomic_write_text(paths[0], text)
 
     def joined(values: list[float]) -> str:
         return " ".join(f"{x:.4f}" for x in values)
@@ -105,6 +116,13 @@ def write_results(
         ]
         paths.append(out / "differences.csv")
         atomic_write_text(paths[-1], differences.to_csv(index=False, float_format="%.6g"))
+    if transfer is not None:
+        extra["transfer"] = [
+            {key: _json_value(value) for key, value in row.items()} for row in transfer.to_dict("records")
+        ]
+        paths.append(out / "transfer.csv")
+        flat_transfer = transfer.assign(teacher_mious=transfer["teacher_mious"].map(joined))
+        atomic_write_text(paths[-1], flat_transfer.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(paths[2], json.dumps({"rows": records, **extra, **details}, indent=2) + "\n")
     paths.append(student_chart(table, out / "student_miou.png"))
     paths.append(orthogonality_chart(table, out / "orthogonality_vs_teacher.png"))
@@ -131,7 +149,15 @@ def student_chart(table: pd.DataFrame, path: Path) -> Path:
     names = [r["style"] if table["kd"].nunique() <= 2 else f"{r['style']}\n{r['kd']}" for r in rows.to_dict("records")]
     positions = list(range(len(rows)))
     figure, axes = plt.subplots(figsize=(1.6 * len(rows) + 2.5, 4))
-    axes.bar([p - 0.2 for p in positions], rows["teacher_miou"], 0.38, label="teacher", color="#9ab")
+    axes.bar(
+        [p - 0.2 for p in positions],
+        rows["teacher_miou"],
+        0.38,
+        yerr=rows["teacher_std"],
+        capsize=4,
+        label="teacher",
+        color="#9ab",
+    )
     axes.bar(
         [p + 0.2 for p in positions],
         rows["student_miou"],
@@ -153,22 +179,66 @@ def student_chart(table: pd.DataFrame, path: Path) -> Path:
     return save_figure_png(figure, path, dpi=120)
 
 
+ORTHOGONALITY_AXES = (("max_cos", "max off-diagonal cosine"), ("mean_cos", "mean off-diagonal cosine"))
+ACCURACY_AXES = (("teacher_mious", "teacher val mIoU"), ("student_by_teacher", "student val mIoU (KD)"))
+
+
+def orthogonality_points(table: pd.DataFrame, x: str, y: str) -> tuple[list[float], list[float], list[str]]:
+    """One point per teacher seed of every style row (first KD spec): (x values, y values, style names)."""
+    rows = table[(table["kd"] != "none") & table["max_cos"].notna()].drop_duplicates("style")
+    xs, ys, names = [], [], []
+    for row in rows.to_dict("records"):
+        for value in row[y]:
+            xs.append(row[x])
+            ys.append(value)
+            names.append(row["style"])
+    return xs, ys, names
+
+
+def orthogonality_correlations(table: pd.DataFrame) -> str:
+    """Spearman's rho of each orthogonality measure against teacher and student mIoU, as Markdown lines."""
+    from distill.seed_statistics import rank_correlation
+
+    lines = ["Orthogonality against accuracy, Spearman's rho [95% interval] over one point per teacher seed:", ""]
+    for y, y_name in ACCURACY_AXES:
+        for x, x_name in ORTHOGONALITY_AXES:
+            xs, ys, _ = orthogonality_points(table, x, y)
+            lines.append(f"- {x_name} against {y_name}: {rank_correlation(xs, ys).text()}")
+    return "\n".join(lines) + "\n"
+
+
 def orthogonality_chart(table: pd.DataFrame, path: Path) -> Path:
-    """Max off-diagonal cosine of each style's class embeddings against its teacher's mIoU."""
+    """Max and mean off-diagonal cosine of each style against its teachers' and students' mIoU, a point per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = table[table["kd"] != "none"].drop_duplicates("style")
-    figure, axes = plt.subplots(figsize=(5, 4))
-    axes.scatter(rows["max_cos"], rows["teacher_miou"], color="#26a")
-    for row in rows.to_dict("records"):
-        axes.annotate(row["style"], (row["max_cos"], row["teacher_miou"]), textcoords="offset points", xytext=(4, 4))
-    axes.set_xlabel("max off-diagonal cosine of the class embeddings (lower: more orthogonal)")
-    axes.set_ylabel("teacher val mIoU")
-    axes.set_title("Orthogonality against teacher quality")
-    return save_figure_png(figure, path, dpi=120)
+    from distill.seed_statistics import rank_correlation
+
+    figure, grid = plt.subplots(2, 2, figsize=(9, 7), squeeze=False)
+    for i, (y, y_name) in enumerate(ACCURACY_AXES):
+        for j, (x, x_name) in enumerate(ORTHOGONALITY_AXES):
+            axes = grid[i][j]
+            xs, ys, names = orthogonality_points(table, x, y)
+            axes.scatter(xs, ys, color="#26a" if i == 0 else "#2a6", alpha=0.8)
+            for style in dict.fromkeys(names):
+                mine = [k for k, name in enumerate(names) if name == style]
+                mean = sum(ys[k] for k in mine) / len(mine)
+                axes.annotate(style, (xs[mine[0]], mean), textcoords="offset points", xytext=(5, 0), fontsize=8)
+            axes.set_xlabel(f"{x_name} (lower: more orthogonal)")
+            axes.set_ylabel(y_name)
+            axes.set_title(f"Spearman {rank_correlation(xs, ys).text()}", fontsize=9)
+    figure.suptitle("Orthogonality of the class embeddings against accuracy (one point per teacher seed)")
+    figure.tight_layout()
+    return save_figure_png(figure, path, dpi=110)
 
 
-__all__ = ["differences_markdown", "markdown_table", "orthogonality_chart", "student_chart", "write_results"]
+__all__ = [
+    "differences_markdown",
+    "markdown_table",
+    "orthogonality_correlations",
+    "orthogonality_chart",
+    "student_chart",
+    "write_results",
+]

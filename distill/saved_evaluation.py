@@ -35,8 +35,13 @@ def find_run_folder(path: Path) -> tuple[Path, Path]:
     raise PromptKitError(f"no run folder (config.yaml) above {path}: the student's name and sizes are unknown")
 
 
-def evaluate_saved(path: str | Path, data: str | None = None, split: str = "val") -> dict[str, Any]:
-    """Metrics (``miou``, per-class IoU, pixel accuracy) of the saved model at ``path`` on ``data``."""
+def evaluate_saved(
+    path: str | Path, data: str | None = None, split: str = "val", prompts: str | Path | None = None
+) -> dict[str, Any]:
+    """Metrics (``miou``, per-class IoU, pixel accuracy) of the saved model at ``path`` on ``data``.
+
+    ``prompts`` gives a diffusion teacher another prompt set of its classes (prompt transfer).
+    """
     from distill.training_core import make_accelerator
 
     path = Path(path)
@@ -44,8 +49,10 @@ def evaluate_saved(path: str | Path, data: str | None = None, split: str = "val"
         raise PromptKitError(f"{path} does not exist: pass a run folder, a teacher folder or a checkpoint")
     accelerator = make_accelerator("auto")
     if path.is_dir() and (path / "teacher_config.json").is_file():
-        folder, metrics = path, _evaluate_teacher_folder(path, data, split, accelerator)
+        folder, metrics = path, _evaluate_teacher_folder(path, data, split, accelerator, prompts)
     else:
+        if prompts:
+            raise PromptKitError(f"--prompts is for teacher folders; {path} is a student run or checkpoint")
         folder, metrics = find_run_folder(path)[0], _evaluate_student_run(path, data, split, accelerator)
     return {**metrics, **run_status(folder)}
 
@@ -68,22 +75,37 @@ def _read_config(folder: Path) -> dict[str, Any]:
     return values
 
 
-def _evaluate_teacher_folder(folder: Path, data: str | None, split: str, accelerator) -> dict[str, Any]:
+def _evaluate_teacher_folder(
+    folder: Path, data: str | None, split: str, accelerator, prompts: str | Path | None = None
+) -> dict[str, Any]:
+    from teacher import TeacherFolder
+
+    teacher_folder = TeacherFolder(folder)
+    spec = data or teacher_folder.training_config.get("data", "synthetic")
+    metrics = evaluate_teacher_folder(folder, create_dataset(spec, split), accelerator, prompts)
+    return {**metrics, "model": "teacher", "data": spec, "split": split, "size": list(teacher_folder.image_size)}
+
+
+def evaluate_teacher_folder(
+    folder: str | Path, dataset, accelerator, prompts: str | Path | None = None
+) -> dict[str, Any]:
+    """The diffusion teacher in ``folder`` on ``dataset`` at its own size and image limit.
+
+    ``prompts``: condition it on another prompt set of its classes instead of its own.
+    """
     from distill.teacher_training import evaluate_teacher
     from teacher import TeacherFolder, load_teacher
 
     teacher_folder = TeacherFolder(folder)
-    trained = teacher_folder.training_config
-    spec = data or trained.get("data", "synthetic")
-    dataset = create_dataset(spec, split)
-    embeddings = teacher_folder.class_embeddings()
+    embeddings = teacher_folder.embeddings_for(prompts)
     if embeddings.class_names != dataset.taxonomy.class_names:
-        raise PromptKitError(f"the teacher in {folder} predicts other classes than {spec}: use data of its taxonomy")
+        raise PromptKitError(
+            f"the teacher in {folder} predicts other classes than {dataset.name}: use data of its taxonomy"
+        )
     model = load_teacher(folder).to(accelerator.device)
-    size = teacher_folder.image_size
-    limit = trained.get("val_images")  # the same images as the folder's own metrics.json
-    metrics = evaluate_teacher(model, embeddings.to(accelerator.device), dataset, size, accelerator, limit)
-    return {**metrics, "model": "teacher", "data": spec, "split": split, "size": list(size)}
+    limit = teacher_folder.training_config.get("val_images")  # the same images as the folder's own metrics.json
+    device_embeddings = embeddings.to(accelerator.device)
+    return evaluate_teacher(model, device_embeddings, dataset, teacher_folder.image_size, accelerator, limit)
 
 
 def _evaluate_student_run(path: Path, data: str | None, split: str, accelerator) -> dict[str, Any]:

@@ -51,6 +51,40 @@ class Difference:
         return max(2, math.ceil((z * self.sd / effect) ** 2))
 
 
+@dataclass(frozen=True)
+class RankCorrelation:
+    """Spearman's rho with a 95% interval (Fisher z, standard error sqrt(1.06 / (n - 3)), Fieller et al. 1957)."""
+
+    rho: float
+    low: float
+    high: float
+    points: int
+
+    def text(self) -> str:
+        if math.isnan(self.rho):
+            return f"n/a ({self.points} points)"
+        interval = "" if math.isinf(self.low) else f" [{self.low:+.2f}, {self.high:+.2f}]"
+        return f"{self.rho:+.2f}{interval} ({self.points} points)"
+
+
+def rank_correlation(x: list[float], y: list[float]) -> RankCorrelation:
+    """Spearman's rho of two paired lists; the interval needs at least 4 points.
+
+    Points that share an x (one style's teachers over seeds share its embeddings) are not
+    independent, so with several teacher seeds per style the interval is optimistic.
+    """
+    pairs = [(a, b) for a, b in zip(x, y, strict=True) if math.isfinite(a) and math.isfinite(b)]
+    n = len(pairs)
+    if n < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
+        return RankCorrelation(math.nan, -math.inf, math.inf, n)
+    rho = float(stats.spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic)
+    if n < 4 or abs(rho) >= 1:
+        return RankCorrelation(rho, -math.inf, math.inf, n)
+    half = stats.norm.ppf(0.975) * math.sqrt(1.06 / (n - 3))
+    z = math.atanh(rho)
+    return RankCorrelation(rho, math.tanh(z - half), math.tanh(z + half), n)
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
     if not values:
@@ -81,4 +115,12 @@ def paired_difference(a: SeedGrid, b: SeedGrid) -> Difference:
     return t_interval([a[cell] - b[cell] for cell in shared], "student seed")
 
 
-__all__ = ["Difference", "SeedGrid", "mean_std", "paired_difference", "t_interval"]
+__all__ = [
+    "Difference",
+    "RankCorrelation",
+    "SeedGrid",
+    "mean_std",
+    "paired_difference",
+    "rank_correlation",
+    "t_interval",
+]

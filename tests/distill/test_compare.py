@@ -297,3 +297,21 @@ def test_a_killed_teacher_seed_resumes_to_the_same_table(seeded, runner, tmp_pat
     after = json.loads((out / "results.json").read_text())
     assert [r["teacher_mious"] for r in after["rows"]] == [r["teacher_mious"] for r in before["rows"]]
     assert [r["student_mious"] for r in after["rows"]] == [r["student_mious"] for r in before["rows"]]
+
+
+def test_prompt_transfer_gives_each_teacher_the_other_styles_prompts(seeded, runner):
+    out, result = seeded
+    transfer = {(r["trained_with"], r["given"]): r for r in json.loads((out / "results.json").read_text())["transfer"]}
+    assert set(transfer) == {(a, b) for a in ("label", "orthogonal") for b in ("label", "orthogonal")}
+    for style in ("label", "orthogonal"):
+        own = [read_json(out / "teachers" / style / f"seed{t}" / "metrics.json")["miou"] for t in (0, 1)]
+        assert transfer[(style, style)]["teacher_mious"] == own
+    # an off-diagonal cell is what `distill eval --prompts` gives for that teacher
+    from prompt_kit.resources import prompts_dir
+
+    teacher, prompts = out / "teachers" / "label" / "seed1", prompts_dir() / "camvid" / "orthogonal.yaml"
+    evaluated = runner.invoke(distill, ["eval", str(teacher), "--prompts", str(prompts), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert transfer[("label", "orthogonal")]["teacher_mious"][1] == json.loads(evaluated.stdout)["miou"]
+    assert len(json.loads((out / "transfer.json").read_text())) == 4  # the off-diagonal evaluations, kept
+    assert "Prompt transfer" in result.stdout and (out / "transfer.csv").is_file()

@@ -83,3 +83,19 @@ def test_seeds_needed_for_an_effect_grows_with_the_spread():
 def test_mean_std():
     assert mean_std([0.5]) == (0.5, 0.0)
     assert mean_std([0.4, 0.6])[1] == pytest.approx(0.141421, abs=1e-6)
+
+
+def test_rank_correlation_with_its_fisher_interval():
+    from distill.seed_statistics import rank_correlation
+
+    x = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    y = [0.30, 0.31, 0.35, 0.33, 0.36, 0.40, 0.39, 0.42]
+    result = rank_correlation(x, y)
+    assert result.rho == pytest.approx(0.952381, abs=1e-5)  # two swapped neighbours: 1 - 6 * 4 / (8 * 63)
+    half = 1.959964 * math.sqrt(1.06 / 5)
+    assert result.low == pytest.approx(math.tanh(math.atanh(result.rho) - half), abs=1e-5)
+    assert result.low < result.rho < result.high <= 1
+    assert "8 points" in result.text()
+    few = rank_correlation([0.1, 0.2, 0.3], [0.3, 0.1, 0.2])
+    assert math.isinf(few.low)  # 3 points: a rho, no interval
+    assert math.isnan(rank_correlation([0.1, 0.1, 0.1, 0.1], [0.1, 0.2, 0.3, 0.4]).rho)
