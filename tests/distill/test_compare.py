@@ -175,13 +175,14 @@ def test_demo_runs_the_whole_comparison(runner, tmp_path):
     table = pd.read_csv(tmp_path / "demo" / "results.csv")
     styles = ["label", "sentence", "bag_of_words", "orthogonal"]
     assert list(table["style"]) == [*styles, "efficientnet_lite0", "(no KD)"]
-    assert list(table["seeds"]) == [1] * 6
+    assert list(table["seeds"]) == [1] * 6 and list(table["teacher_seeds"]) == [2, 2, 2, 2, 1, 0]
+    assert "Prompt transfer" in result.stdout and "Differences in student mIoU" in result.stdout
     teacher_config = (tmp_path / "demo" / "teachers" / "efficientnet_lite0" / "seed0" / "config.yaml").read_text()
     assert "student_pretrained: imagenet" in teacher_config and "kd: none" in teacher_config
 
 
 def test_demo_command_uses_the_documented_settings(runner, tmp_path, monkeypatch):
-    """Without options the demo runs DEMO_SETTINGS (2 seeds), not CompareConfig's defaults."""
+    """Without options the demo runs DEMO_SETTINGS (2 teacher seeds, 1 student each), not CompareConfig's defaults."""
     import distill.compare as compare
     from distill.demo import DEMO_SETTINGS
 
@@ -197,8 +198,9 @@ def test_demo_command_uses_the_documented_settings(runner, tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     assert "| label | dist |" in result.stdout
     (config,) = seen
-    assert config.seeds == DEMO_SETTINGS["seeds"] == 2
-    assert config.teacher["model"] == {"conditioning": "pooled"} and config.run["student_size"] == (48, 64)
+    assert config.seeds == DEMO_SETTINGS["seeds"] == 1 and config.teacher_seeds == 2
+    assert config.teacher["model"] == {"conditioning": "pooled", "class_projection": "frozen"}
+    assert config.run["student_size"] == (48, 64)
     assert config.teachers == ["efficientnet_lite0"] and config.network_teacher["student_size"] == (96, 128)
 
 
