@@ -31,7 +31,7 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "cli.promptkit_cli", "demo", "--out", str(out)], check=True)
         seconds = time.perf_counter() - start
-        teachers = sum(json.loads(p.read_text())["train_seconds"] for p in out.glob("teachers/*/metrics.json"))
+        teachers = sum(json.loads(p.read_text())["train_seconds"] for p in out.glob("teachers/**/metrics.json"))
         students = sum(json.loads(p.read_text())["train_seconds"] for p in out.glob("students/**/metrics.json"))
     print(f"promptkit demo: {seconds:.0f} s wall, {seconds / TARGET_SECONDS:.2f}x the {TARGET_SECONDS:.0f} s target")
     print(

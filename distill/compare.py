@@ -470,7 +470,10 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
 
 
 def differences_table(config: CompareConfig, cells: list[Cell], effect: float = 0.01) -> pd.DataFrame:
-    """For each KD spec, every pair of rows: the difference in student mIoU with its 95% interval.
+    """For each KD spec, every pair of prompt styles: the difference in student mIoU with its 95% interval.
+
+    Only style rows: they share the design (teacher seeds x student seeds) the interval pairs on;
+    a network or folder teacher has one teacher, its row's gain interval says what it can.
 
     ``replicates_for_effect``: how many teacher seeds (or student seeds, when there is one teacher
     seed) a difference of ``effect`` would need to be seen at 80% power, at the spread measured.
@@ -479,7 +482,7 @@ def differences_table(config: CompareConfig, cells: list[Cell], effect: float = 
     grids = _row_grids(config, students)
     rows = []
     for kd in config.kd:
-        labels = [label for label, spec in grids if spec == kd]
+        labels = [label for label, spec in grids if spec == kd and label in config.styles]
         for i, first in enumerate(labels):
             for second in labels[i + 1 :]:
                 difference = paired_difference(grids[(first, kd)], grids[(second, kd)])

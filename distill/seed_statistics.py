@@ -41,14 +41,19 @@ class Difference:
         """The interval excludes zero (never with a single replicate)."""
         return self.replicates > 1 and (self.low > 0 or self.high < 0)
 
-    def replicates_for(self, effect: float = 0.01, power: float = 0.8) -> int | None:
-        """Replicates a paired comparison needs to detect ``effect`` at this spread (normal approximation)."""
+    def replicates_for(self, effect: float = 0.01, power: float = 0.8, most: int = 1000) -> int | None:
+        """Replicates a paired t-test needs to detect ``effect`` at this spread with ``power``.
+
+        The smallest ``n >= 2`` with ``(t_{0.975, n-1} + t_{power, n-1}) * sd / sqrt(n) <= effect``
+        (the usual t-based approximation; with the t quantiles rather than the normal ones a
+        small spread still needs more than two replicates). None without a spread to go on.
+        """
         if self.replicates < 2 or not math.isfinite(self.sd):
             return None
-        if self.sd == 0:
-            return 2
-        z = stats.norm.ppf(0.975) + stats.norm.ppf(power)
-        return max(2, math.ceil((z * self.sd / effect) ** 2))
+        for n in range(2, most + 1):
+            if (stats.t.ppf(0.975, n - 1) + stats.t.ppf(power, n - 1)) * self.sd / math.sqrt(n) <= effect:
+                return n
+        return most
 
 
 @dataclass(frozen=True)

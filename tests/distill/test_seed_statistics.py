@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+from scipy import stats
 
 from distill.seed_statistics import mean_std, paired_difference, t_interval
 
@@ -77,7 +78,11 @@ def test_seeds_needed_for_an_effect_grows_with_the_spread():
     narrow = t_interval([0.010, 0.012, 0.008], "teacher seed")
     wide = t_interval([0.03, -0.01, 0.01], "teacher seed")
     assert narrow.replicates_for(0.01) < wide.replicates_for(0.01)
-    assert wide.replicates_for(0.01) == math.ceil(((1.959964 + 0.841621) * wide.sd / 0.01) ** 2)
+    n = wide.replicates_for(0.01)
+    assert n >= math.ceil(((1.959964 + 0.841621) * wide.sd / 0.01) ** 2)  # t quantiles: more than the normal's
+    assert (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * wide.sd / math.sqrt(n) <= 0.01
+    assert (stats.t.ppf(0.975, n - 2) + stats.t.ppf(0.8, n - 2)) * wide.sd / math.sqrt(n - 1) > 0.01
+    assert t_interval([0.01, 0.01], "teacher seed").replicates_for(0.01) == 2  # no spread at all
 
 
 def test_mean_std():
