@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from distill.compare_report import duration_text, markdown_table, write_results
 from distill.configuration import config_to_yaml
 from distill.run_folder import resumable
-from distill.seed_statistics import mean_std, paired_difference
+from distill.seed_statistics import gain_over_baseline, mean_std, paired_difference
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.styles import STYLES
@@ -120,7 +120,7 @@ class CompareConfig(BaseModel):
     @field_validator("kd")
     @classmethod
     def _kd_given(cls, kd: list[str]) -> list[str]:
-        specs = [spec.strip() for spec in kd if spec.strip()]
+        specs = list(dict.fromkeys(spec.strip() for spec in kd if spec.strip()))
         if not specs or any(spec == "none" for spec in specs):
             raise ValueError("give at least one KD spec other than none (the no-KD baseline is always trained)")
         return specs
@@ -346,9 +346,10 @@ def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None)
         else:  # a network teacher is a student run without KD
             train_student(cell.config, resume=cell.resumable)
         view.finished(cell, time.time() - began)
-    table = results_table(config, cells)
-    transfer = prompt_transfer(config, cells, log) if config.transfer and len(config.styles) > 1 else None
-    write_results(table, out, _details(config, cells), differences_table(config, cells), transfer)
+    table, differences = results_table(config, cells), differences_table(config, cells)
+    write_results(table, out, _details(config, cells), differences)  # kept even if the transfer fails
+    if config.transfer and len(config.styles) > 1:
+        write_results(table, out, _details(config, cells), differences, prompt_transfer(config, cells, log))
     log(f"finished {len(cells)} cells in {duration_text(time.time() - view.start)}; wrote {out}/results.md")
     return table
 
@@ -390,12 +391,6 @@ def _row_grids(config: CompareConfig, students: list[Cell]) -> dict[tuple[str, s
     }
 
 
-def _baseline_grid(students: list[Cell], teacher_seeds: set[int]) -> dict[tuple[int, int], float]:
-    """The no-KD students under every teacher seed, so a gain pairs each KD student with its own seed."""
-    base = {cell.seed: cell.metrics()["miou"] for cell in students if cell.style is None}
-    return {(t, s): value for t in teacher_seeds for s, value in base.items()}
-
-
 def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
     """One row per (style or teacher, KD spec) plus the no-KD row; numbers read back from the run folders.
 
@@ -417,7 +412,8 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
         scores = _style_scores(teacher_folders[0]) if label in config.styles else no_scores
         values = [grid[key] for key in sorted(grid)]
         mean, std = mean_std(values)
-        gain = paired_difference(grid, _baseline_grid(students, {t for t, _ in grid})) if baseline else None
+        base = {cell.seed: cell.metrics()["miou"] for cell in baseline}
+        gain = gain_over_baseline(grid, base) if baseline else None
         rows.append(
             {
                 "style": label,

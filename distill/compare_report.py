@@ -18,6 +18,8 @@ from prompt_kit.score_report import save_figure_png
 
 
 def duration_text(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return ""
     seconds = int(round(seconds))
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
@@ -46,7 +48,9 @@ def markdown_table(table: pd.DataFrame, differences: pd.DataFrame | None = None)
     for row in table.to_dict("records"):
         baseline = row["kd"] == "none"
         gain = "" if baseline else f"{row['gain_over_no_kd']:+.3f}"
-        teacher = "" if math.isnan(row["teacher_miou"]) else f"{row['teacher_miou']:.3f} ± {row['teacher_std']:.3f}"
+        teacher = "" if math.isnan(row["teacher_miou"]) else f"{row['teacher_miou']:.3f}"
+        if teacher and row["teacher_seeds"] > 1:
+            teacher += f" ± {row['teacher_std']:.3f}"
         teacher_time = "" if math.isnan(row["teacher_seconds"]) else duration_text(row["teacher_seconds"])
         student_time = duration_text(row["student_seconds"])
         lines.append(
@@ -56,6 +60,9 @@ def markdown_table(table: pd.DataFrame, differences: pd.DataFrame | None = None)
             f"| {row['teacher_seeds'] or ''} | {row['seeds']} | {teacher_time} | {student_time} |"
         )
     text = "\n".join(lines) + "\n"
+    units = sorted({row["gain_unit"] for row in table.to_dict("records") if row["gain_unit"]})
+    if units:
+        text += f"\nGain intervals: 95%, Welch t over {'; '.join(units)} (distill/seed_statistics.py).\n"
     if differences is not None and len(differences):
         text += "\n" + differences_markdown(differences)
     return text
@@ -130,7 +137,9 @@ def write_results(
 
 
 def _json_value(value: Any) -> Any:
-    """Exact floats (not pandas' 10 digits), NaN and infinities as null."""
+    """Exact floats (not pandas' 10 digits), NaN and infinities as null, inside lists too."""
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
     if isinstance(value, float):
         return None if not math.isfinite(value) else value
     if hasattr(value, "item"):
@@ -195,15 +204,24 @@ def orthogonality_points(table: pd.DataFrame, x: str, y: str) -> tuple[list[floa
     return xs, ys, names
 
 
+def style_means(xs: list[float], ys: list[float], names: list[str]) -> tuple[list[float], list[float]]:
+    """One point per style (the mean over its teacher seeds): a style's seeds share its embeddings, so its
+    points are not independent, and a correlation over them would overstate what the data hold."""
+    styles = list(dict.fromkeys(names))
+    x = [next(xs[k] for k, name in enumerate(names) if name == style) for style in styles]
+    y = [sum(ys[k] for k, name in enumerate(names) if name == style) / names.count(style) for style in styles]
+    return x, y
+
+
 def orthogonality_correlations(table: pd.DataFrame) -> str:
     """Spearman's rho of each orthogonality measure against teacher and student mIoU, as Markdown lines."""
     from distill.seed_statistics import rank_correlation
 
-    lines = ["Orthogonality against accuracy, Spearman's rho [95% interval] over one point per teacher seed:", ""]
+    lines = ["Orthogonality against accuracy, Spearman's rho [95% interval] over the styles (mean of their seeds):", ""]
     for y, y_name in ACCURACY_AXES:
         for x, x_name in ORTHOGONALITY_AXES:
-            xs, ys, _ = orthogonality_points(table, x, y)
-            lines.append(f"- {x_name} against {y_name}: {rank_correlation(xs, ys).text()}")
+            xs, ys, names = orthogonality_points(table, x, y)
+            lines.append(f"- {x_name} against {y_name}: {rank_correlation(*style_means(xs, ys, names)).text()}")
     return "\n".join(lines) + "\n"
 
 
@@ -228,7 +246,7 @@ def orthogonality_chart(table: pd.DataFrame, path: Path) -> Path:
                 axes.annotate(style, (xs[mine[0]], mean), textcoords="offset points", xytext=(5, 0), fontsize=8)
             axes.set_xlabel(f"{x_name} (lower: more orthogonal)")
             axes.set_ylabel(y_name)
-            axes.set_title(f"Spearman {rank_correlation(xs, ys).text()}", fontsize=9)
+            axes.set_title(f"Spearman over styles {rank_correlation(*style_means(xs, ys, names)).text()}", fontsize=9)
     figure.suptitle("Orthogonality of the class embeddings against accuracy (one point per teacher seed)")
     figure.tight_layout()
     return save_figure_png(figure, path, dpi=110)

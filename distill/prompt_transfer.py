@@ -60,7 +60,9 @@ def transfer_mious(
                 if given == trained:
                     values.append(read_json(folder / "metrics.json", "teacher metrics")["miou"])
                     continue
-                key = f"{TeacherFolder(folder).identity()}|{hashes[given]}"  # retrained weights: evaluated anew
+                trained_config = TeacherFolder(folder).training_config
+                settings = [trained_config.get(k) for k in ("data", "holdout", "val_images", "mixed_precision")]
+                key = "|".join(map(str, [TeacherFolder(folder).identity(), hashes[given], *settings]))
                 if key not in cache:
                     log(f"prompt transfer: {folder.name if len(folders) > 1 else trained} of {trained} given {given}")
                     cache[key] = evaluate_with_prompts(folder, prompt_sets[given])

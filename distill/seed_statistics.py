@@ -46,14 +46,15 @@ class Difference:
 
         The smallest ``n >= 2`` with ``(t_{0.975, n-1} + t_{power, n-1}) * sd / sqrt(n) <= effect``
         (the usual t-based approximation; with the t quantiles rather than the normal ones a
-        small spread still needs more than two replicates). None without a spread to go on.
+        small spread still needs more than two replicates). None without a spread to go on, or
+        when even ``most`` would not do.
         """
         if self.replicates < 2 or not math.isfinite(self.sd):
             return None
         for n in range(2, most + 1):
             if (stats.t.ppf(0.975, n - 1) + stats.t.ppf(power, n - 1)) * self.sd / math.sqrt(n) <= effect:
                 return n
-        return most
+        return None  # not within ``most``: no honest number to give
 
 
 @dataclass(frozen=True)
@@ -68,15 +69,15 @@ class RankCorrelation:
     def text(self) -> str:
         if math.isnan(self.rho):
             return f"n/a ({self.points} points)"
-        interval = "" if math.isinf(self.low) else f" [{self.low:+.2f}, {self.high:+.2f}]"
+        interval = " (no interval below 4 points)" if math.isinf(self.low) else f" [{self.low:+.2f}, {self.high:+.2f}]"
         return f"{self.rho:+.2f}{interval} ({self.points} points)"
 
 
 def rank_correlation(x: list[float], y: list[float]) -> RankCorrelation:
     """Spearman's rho of two paired lists; the interval needs at least 4 points.
 
-    Points that share an x (one style's teachers over seeds share its embeddings) are not
-    independent, so with several teacher seeds per style the interval is optimistic.
+    The points must be independent: compare correlates one point per style (the mean of its
+    teacher seeds, which share the style's embeddings), not one per seed.
     """
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if math.isfinite(a) and math.isfinite(b)]
     n = len(pairs)
@@ -120,8 +121,49 @@ def paired_difference(a: SeedGrid, b: SeedGrid) -> Difference:
     return t_interval([a[cell] - b[cell] for cell in shared], "student seed")
 
 
+def gain_over_baseline(grid: SeedGrid, baseline: Mapping[int, float]) -> Difference:
+    """KD students ``grid[(t, s)]`` against the no-KD student ``baseline[s]`` of the same student seed.
+
+    The gain ``mean(A) - mean(B)`` has two sources of noise: which teachers were drawn (the spread
+    of the per-teacher means ``a_t`` over teacher seeds, ``var(a_t) / T``) and which student
+    seeds (the spread over student seeds of ``mean_t A[t, s] - B[s]``, which holds the baseline's
+    own noise, ``var(d_s) / S``). The interval adds both, with Welch-Satterthwaite degrees of
+    freedom. A part that cannot be estimated (one teacher seed, or one student seed) is left out
+    and ``unit`` says so.
+    """
+    seeds = sorted(set(baseline) & {s for _, s in grid})
+    teachers = sorted({t for t, _ in grid})
+    cells = {(t, s): grid[(t, s)] for t in teachers for s in seeds if (t, s) in grid}
+    if not cells:
+        raise ValueError("no KD student shares a student seed with the no-KD baseline")
+    mean = statistics.mean(cells.values()) - statistics.mean(baseline[s] for s in seeds)
+    per_teacher = [statistics.mean(v for (t, _), v in cells.items() if t == teacher) for teacher in teachers]
+    per_seed = [statistics.mean(v for (_, s), v in cells.items() if s == seed) - baseline[seed] for seed in seeds]
+    parts = []  # (variance of the mean, degrees of freedom)
+    if len(per_teacher) > 1:
+        parts.append((statistics.variance(per_teacher) / len(per_teacher), len(per_teacher) - 1))
+    if len(per_seed) > 1:
+        parts.append((statistics.variance(per_seed) / len(per_seed), len(per_seed) - 1))
+    if len(per_teacher) > 1 and len(per_seed) > 1:
+        unit = "teacher and student seeds"
+    elif len(per_teacher) > 1:
+        unit = "teacher seeds (one student seed: the baseline's own noise not included)"
+    elif len(per_seed) > 1:
+        unit = "student seeds (one teacher: the teachers' spread not included)"
+    else:
+        return Difference(mean, -math.inf, math.inf, 1, "one seed", math.nan)
+    variance = sum(v for v, _ in parts)
+    replicates = max(len(per_teacher), len(per_seed))
+    if variance == 0:
+        return Difference(mean, mean, mean, replicates, unit, 0.0)
+    df = variance**2 / sum(v**2 / d for v, d in parts)
+    half = stats.t.ppf(0.975, df) * math.sqrt(variance)
+    return Difference(mean, mean - half, mean + half, replicates, unit, math.sqrt(variance * replicates))
+
+
 __all__ = [
     "Difference",
+    "gain_over_baseline",
     "RankCorrelation",
     "SeedGrid",
     "mean_std",

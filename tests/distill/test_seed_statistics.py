@@ -104,3 +104,37 @@ def test_rank_correlation_with_its_fisher_interval():
     few = rank_correlation([0.1, 0.2, 0.3], [0.3, 0.1, 0.2])
     assert math.isinf(few.low)  # 3 points: a rho, no interval
     assert math.isnan(rank_correlation([0.1, 0.1, 0.1, 0.1], [0.1, 0.2, 0.3, 0.4]).rho)
+
+
+def test_gain_with_one_teacher_is_the_paired_interval_over_student_seeds():
+    from distill.seed_statistics import gain_over_baseline
+
+    kd = {(0, 0): 0.52, (0, 1): 0.55, (0, 2): 0.53}
+    base = {0: 0.50, 1: 0.51, 2: 0.515}
+    gain = gain_over_baseline(kd, base)
+    reference = t_interval([0.02, 0.04, 0.015], "student seed")
+    assert gain.mean == pytest.approx(reference.mean)
+    assert (gain.low, gain.high) == (pytest.approx(reference.low), pytest.approx(reference.high))
+    assert "teachers' spread not included" in gain.unit
+
+
+def test_gain_with_one_student_seed_says_the_baseline_noise_is_left_out():
+    from distill.seed_statistics import gain_over_baseline
+
+    gain = gain_over_baseline({(0, 0): 0.52, (1, 0): 0.54, (2, 0): 0.50}, {0: 0.50})
+    reference = t_interval([0.02, 0.04, 0.0], "teacher seed")
+    assert (gain.low, gain.high) == (pytest.approx(reference.low), pytest.approx(reference.high))
+    assert "baseline's own noise not included" in gain.unit
+
+
+def test_gain_interval_covers_about_95_percent_with_teacher_and_baseline_noise():
+    from distill.seed_statistics import gain_over_baseline
+
+    rng = random.Random(2)
+    trials, covered = 600, 0
+    for _ in range(trials):
+        kd = simulated_grid(rng, 3, 3, 0)
+        base = {s: 0.5 + rng.gauss(0, 0.004) for s in range(3)}
+        gain = gain_over_baseline(kd, base)
+        covered += gain.low <= 0 <= gain.high
+    assert 0.92 <= covered / trials <= 0.995
