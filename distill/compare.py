@@ -466,24 +466,34 @@ def results_table(config: CompareConfig, cells: list[Cell]) -> pd.DataFrame:
 
 
 def differences_table(config: CompareConfig, cells: list[Cell], effect: float = 0.01) -> pd.DataFrame:
-    """For each KD spec, every pair of prompt styles: the difference in student mIoU with its 95% interval.
+    """Every pair of prompt styles: the difference in teacher mIoU, and per KD spec in student mIoU.
 
     Only style rows: they share the design (teacher seeds x student seeds) the interval pairs on;
     a network or folder teacher has one teacher, its row's gain interval says what it can.
+    Teacher differences pair teacher seed ``t`` of one style with teacher seed ``t`` of the other.
 
     ``replicates_for_effect``: how many teacher seeds (or student seeds, when there is one teacher
     seed) a difference of ``effect`` would need to be seen at 80% power, at the spread measured.
     """
     students = [cell for cell in cells if cell.kind == "student"]
-    grids = _row_grids(config, students)
+    student_grids = _row_grids(config, students)
+    teacher_grids = {
+        style: {(c.teacher_seed, 0): c.metrics()["miou"] for c in cells if c.kind == "teacher" and c.style == style}
+        for style in config.styles
+    }
+    comparisons = [("teacher", "", teacher_grids)] + [
+        ("student", kd, {label: grid for (label, spec), grid in student_grids.items() if spec == kd})
+        for kd in config.kd
+    ]
     rows = []
-    for kd in config.kd:
-        labels = [label for label, spec in grids if spec == kd and label in config.styles]
+    for measure, kd, grids in comparisons:
+        labels = [label for label in config.styles if label in grids and grids[label]]
         for i, first in enumerate(labels):
             for second in labels[i + 1 :]:
-                difference = paired_difference(grids[(first, kd)], grids[(second, kd)])
+                difference = paired_difference(grids[first], grids[second])
                 rows.append(
                     {
+                        "measure": measure,
                         "kd": kd,
                         "first": first,
                         "second": second,
@@ -500,8 +510,8 @@ def differences_table(config: CompareConfig, cells: list[Cell], effect: float = 
     return pd.DataFrame(
         rows,
         columns=[
-            "kd", "first", "second", "difference", "low", "high", "unit", "replicates", "distinguishable",
-            "replicates_for_effect", "effect",
+            "measure", "kd", "first", "second", "difference", "low", "high", "unit", "replicates",
+            "distinguishable", "replicates_for_effect", "effect",
         ],
     )  # fmt: skip
 

@@ -69,21 +69,22 @@ def markdown_table(table: pd.DataFrame, differences: pd.DataFrame | None = None)
 
 
 def differences_markdown(differences: pd.DataFrame) -> str:
-    """Each pair of rows: student mIoU difference, its 95% interval, and whether it is told from noise."""
+    """Each pair of styles: the difference in teacher and student mIoU, its 95% interval, told from noise or not."""
     effect = float(differences["effect"].iloc[0])
     lines = [
-        "Differences in student mIoU (first - second), 95% paired t-interval; unit: "
+        "Differences between styles (first - second), 95% paired t-interval; unit: "
         + ", ".join(sorted(set(differences["unit"])))
         + " (distill/seed_statistics.py says why):",
         "",
-        f"| KD | first | second | difference | 95% interval | told from noise | replicates | needed for {effect:g} |",
-        "|" + "---|" * 8,
+        f"| mIoU of | KD | first | second | difference | 95% interval | told from noise | replicates "
+        f"| needed for {effect:g} |",
+        "|" + "---|" * 9,
     ]
     for row in differences.to_dict("records"):
         needed = row["replicates_for_effect"]
         needed_text = "" if needed is None or (isinstance(needed, float) and math.isnan(needed)) else str(int(needed))
         lines.append(
-            f"| {row['kd']} | {row['first']} | {row['second']} | {row['difference']:+.3f} "
+            f"| {row['measure']} | {row['kd']} | {row['first']} | {row['second']} | {row['difference']:+.3f} "
             f"| {_interval(row['low'], row['high'])} | {'**yes**' if row['distinguishable'] else 'no'} "
             f"| {row['replicates']} | {needed_text} |"
         )

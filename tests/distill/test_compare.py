@@ -176,7 +176,7 @@ def test_demo_runs_the_whole_comparison(runner, tmp_path):
     styles = ["label", "sentence", "bag_of_words", "orthogonal"]
     assert list(table["style"]) == [*styles, "efficientnet_lite0", "(no KD)"]
     assert list(table["seeds"]) == [1] * 6 and list(table["teacher_seeds"]) == [2, 2, 2, 2, 1, 0]
-    assert "Prompt transfer" in result.stdout and "Differences in student mIoU" in result.stdout
+    assert "Prompt transfer" in result.stdout and "Differences between styles" in result.stdout
     teacher_config = (tmp_path / "demo" / "teachers" / "efficientnet_lite0" / "seed0" / "config.yaml").read_text()
     assert "student_pretrained: imagenet" in teacher_config and "kd: none" in teacher_config
 
@@ -261,13 +261,18 @@ def test_teacher_seeds_give_means_over_teachers_and_intervals(seeded):
         ]
         assert rows[style]["student_mious"] == grids[style]
         assert rows[style]["gain_low"] <= rows[style]["gain_over_no_kd"] <= rows[style]["gain_high"]
-    (pair,) = report["differences"]
+    teacher_pair, pair = report["differences"]
+    assert teacher_pair["measure"] == "teacher" and pair["measure"] == "student"
+    teacher_gaps = [
+        a - b for a, b in zip(rows["label"]["teacher_mious"], rows["orthogonal"]["teacher_mious"], strict=True)
+    ]
+    assert math.isclose(teacher_pair["difference"], sum(teacher_gaps) / 2)
     assert (pair["first"], pair["second"], pair["unit"]) == ("label", "orthogonal", "teacher seed")
     assert pair["replicates"] == 2
     differences = [a - b for a, b in zip(grids["label"], grids["orthogonal"], strict=True)]
     assert math.isclose(pair["difference"], sum(differences) / 2)
     assert pair["low"] <= pair["difference"] <= pair["high"]
-    assert "95% interval" in result.stdout and "| dist | label | orthogonal |" in result.stdout
+    assert "95% interval" in result.stdout and "| student | dist | label | orthogonal |" in result.stdout
     assert (out / "differences.csv").is_file()
 
 
