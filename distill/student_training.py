@@ -318,7 +318,13 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         views=views,
         settings=settings,
         checkpoints=Checkpoints(
-            out / RUN_CHECKPOINT, accelerator, student, optimizer, scheduler, config_sha256=folder.config_sha256
+            out / RUN_CHECKPOINT,
+            accelerator,
+            student,
+            optimizer,
+            scheduler,
+            config_sha256=folder.config_sha256,
+            extra=torch.nn.ModuleDict({name: loss for name, _, loss in terms}),
         ),
         loss_fn=loss_fn,
         evaluate=lambda: evaluate_student(accelerator.unwrap_model(student), val_data, config, accelerator),

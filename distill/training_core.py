@@ -160,6 +160,9 @@ def _previous(folder: Path) -> Path:
     return folder.with_name(folder.name + ".previous")
 
 
+EXTRA_NAME = "extra.safetensors"
+
+
 class Checkpoints:
     """Write and read one rolling checkpoint folder for a model, its optimizer and schedule."""
 
@@ -172,11 +175,20 @@ class Checkpoints:
         scheduler,
         keep: Callable[[str], bool] = lambda key: True,
         config_sha256: str = "",
+        extra: torch.nn.Module | None = None,
     ) -> None:
+        """``extra``: modules trained or stepped beside the model whose state a resume needs too (KD
+        terms: a loss's call count, a connector's weights), saved as ``extra.safetensors``."""
         self.folder, self.accelerator = Path(folder), accelerator
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.extra = extra
         self.keep = keep
         self.config_sha256 = config_sha256  # recorded in state.json: --resume checks config.yaml against it
+
+    def _extra_state(self) -> dict[str, torch.Tensor]:
+        if self.extra is None:
+            return {}
+        return {key: value.detach().cpu().contiguous() for key, value in self.extra.state_dict().items()}
 
     def _model_state(self) -> dict[str, torch.Tensor]:
         state = self.accelerator.unwrap_model(self.model).state_dict()
@@ -195,6 +207,9 @@ class Checkpoints:
             atomic_write_bytes(staging / "model.safetensors", safetensors_save(self._model_state()))
             atomic_write_bytes(staging / "optimizer.pt", _torch_bytes(self.optimizer.state_dict()))
             atomic_write_bytes(staging / "scheduler.pt", _torch_bytes(self.scheduler.state_dict()))
+            extra = self._extra_state()
+            if extra:
+                atomic_write_bytes(staging / EXTRA_NAME, safetensors_save(extra))
             if accelerator.scaler is not None:  # fp16 loss scaling: its scale and growth tracker
                 atomic_write_bytes(staging / "scaler.pt", _torch_bytes(accelerator.scaler.state_dict()))
         accelerator.wait_for_everyone()
@@ -242,6 +257,8 @@ class Checkpoints:
             rng = torch.load(rng_path, weights_only=True) if rng_path.is_file() else None
             scaler_path = folder / "scaler.pt"
             scaler_state = torch.load(scaler_path, weights_only=True) if scaler_path.is_file() else None
+            extra_path = folder / EXTRA_NAME
+            extra_state = load_file(str(extra_path)) if extra_path.is_file() else None
         except Exception as exc:  # noqa: BLE001 (damaged pickles raise IndexError, KeyError, ...: all mean unreadable)
             raise PromptKitError(
                 f"the checkpoint in {folder} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]})"
@@ -254,6 +271,11 @@ class Checkpoints:
             raise PromptKitError(misfit) from exc
         if unexpected or [key for key in missing if self.keep(key)]:
             raise PromptKitError(misfit)
+        if extra_state is not None and self.extra is not None:
+            try:
+                self.extra.load_state_dict(extra_state)
+            except RuntimeError as exc:
+                raise PromptKitError(misfit) from exc
         self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(scheduler_state)
         if scaler_state is not None and self.accelerator.scaler is not None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from distill.losses.cgd import ChannelGroupDivergence
 from distill.losses.cirkd import CrossImagePixelPairs
 from distill.losses.cwd import ChannelWiseDivergence
 from distill.losses.dist import DIST
@@ -24,6 +25,7 @@ _LOSS_CLASSES: list[type[nn.Module]] = [
     KLDivergence,
     LogitMSE,
     ChannelWiseDivergence,
+    ChannelGroupDivergence,
     DIST,
     CrossImagePixelPairs,
     NoDistillation,

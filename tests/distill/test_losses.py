@@ -72,6 +72,20 @@ def reference_cwd(s, t, mask, tau=4.0):
     return tau**2 * total / (images * s.shape[1])
 
 
+def reference_cgd(s, t, mask, tau=2.0, group_size=10):
+    total, images = 0.0, 0
+    groups = [list(range(start, min(start + group_size, s.shape[1]))) for start in range(0, s.shape[1], group_size)]
+    for b in range(s.shape[0]):
+        if not mask[b].any():
+            continue
+        images += 1
+        for group in groups:
+            p_s = softmax(np.concatenate([s[b, c][mask[b]] for c in group]) / tau)
+            p_t = softmax(np.concatenate([t[b, c][mask[b]] for c in group]) / tau)
+            total += kl(p_t, p_s)
+    return total / (images * len(groups))
+
+
 def reference_dist(s, t, mask, beta=1.0, gamma=1.0, tau=1.0):
     pixels = valid_pixels(mask)
     p_s = np.array([softmax(s[b, :, h, w] / tau) for b, h, w in pixels])  # [N, C]
@@ -127,6 +141,7 @@ REFERENCES = {
     "kl": reference_kl,
     "mse": reference_mse,
     "cwd": reference_cwd,
+    "cgd": reference_cgd,
     "dist": reference_dist,
     "cirkd": reference_cirkd,
     "none": reference_none,
@@ -138,6 +153,9 @@ CASES = [
     ("mse", {}),
     ("cwd", {}),
     ("cwd", {"tau": 1.0}),
+    ("cgd", {}),
+    ("cgd", {"group_size": 2}),
+    ("cgd", {"group_size": 3, "tau": 1.0}),
     ("dist", {}),
     ("dist", {"beta": 1.5, "gamma": 0.5, "tau": 2.0}),
     ("cirkd", {}),
@@ -403,7 +421,7 @@ def test_bad_parameters_are_clear_errors(spec, params, message):
 
 
 def test_unknown_loss_lists_the_valid_names():
-    with pytest.raises(ValueError, match="unknown KD loss 'kd'; valid names: kl, mse, cwd, dist, cirkd, none"):
+    with pytest.raises(ValueError, match="unknown KD loss 'kd'; valid names: kl, mse, cwd, cgd, dist, cirkd, none"):
         create_loss("kd")
 
 
@@ -441,3 +459,49 @@ def test_bad_specs_are_one_line_errors_that_say_how_to_write_one(spec, message):
     assert "\n" not in text
     if "unknown" not in message:
         assert "e.g. 'kl=1.0,cwd=3.0'" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel Group Distillation
+
+
+def test_cgd_with_groups_of_one_is_cwd_without_its_tau_squared():
+    student, teacher, mask = make_inputs()
+    cgd = create_loss("cgd", tau=3.0, group_size=1)(student, teacher, mask)
+    cwd = create_loss("cwd", tau=3.0)(student, teacher, mask)
+    assert float(cgd) == pytest.approx(float(cwd) / 9.0, rel=1e-12)
+
+
+def test_cgd_shuffle_is_the_same_for_both_sides_reproducible_and_resumable():
+    student, teacher, mask = make_inputs()
+    one_group = create_loss("cgd", group_size=C, shuffle_every=1)
+    plain = create_loss("cgd", group_size=C)
+    assert float(one_group(student, teacher, mask)) == pytest.approx(float(plain(student, teacher, mask)), rel=1e-12)
+
+    def values(loss, calls):
+        return [float(loss(student, teacher, mask)) for _ in range(calls)]
+
+    first = create_loss("cgd", group_size=2, shuffle_every=2, shuffle_seed=5)
+    sequence = values(first, 6)
+    assert sequence[0] == sequence[1] and sequence[2] == sequence[3]  # a new order every 2 calls
+    assert len({round(v, 12) for v in sequence}) > 1  # and the orders differ
+    assert values(create_loss("cgd", group_size=2, shuffle_every=2, shuffle_seed=5), 6) == sequence
+    resumed = create_loss("cgd", group_size=2, shuffle_every=2, shuffle_seed=5)
+    values(resumed, 3)
+    state = resumed.state_dict()
+    assert int(state["calls"]) == 3
+    again = create_loss("cgd", group_size=2, shuffle_every=2, shuffle_seed=5)
+    again.load_state_dict(state)
+    assert values(again, 3) == sequence[3:]
+    again.eval()
+    assert values(again, 2)[0] == float(create_loss("cgd", group_size=2)(student, teacher, mask))
+    assert int(again.calls) == 6  # evaluation neither shuffles nor counts
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"group_size": 0}, "group_size"), ({"shuffle_every": -1}, "shuffle_every"), ({"tau": 0}, "tau")],
+)
+def test_cgd_bad_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        create_loss("cgd", **params)

@@ -327,3 +327,23 @@ def test_teacher_holdout_evaluates_on_the_images_a_student_holdout_keeps_out(run
     assert metrics["eval_split"] == "train-holdout" and metrics["val_images"] == 6
     result = runner.invoke(distill, _teacher_args(tmp_path / "v", ["--steps", "2"]))
     assert json.loads((tmp_path / "v" / "metrics.json").read_text())["eval_split"] == "val"
+
+
+def test_a_killed_cgd_run_resumes_its_channel_shuffle_exactly(runner, trained_teacher, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    extra = ("--set", "kd_params.shuffle_every=3", "--set", "kd_params.group_size=2")
+    args = {"teacher": trained_teacher, "kd": "cgd=3", "extra": extra}
+    whole = runner.invoke(distill, run_args(tmp_path / "whole", **args))
+    assert whole.exit_code == 0, whole.output
+    with monkeypatch.context() as patch:
+        kill_after_checkpoint(patch, 8)
+        killed = runner.invoke(distill, run_args(tmp_path / "killed", **args))
+    assert killed.exit_code != 0
+    state = load_file(str(tmp_path / "killed" / "checkpoints" / "last" / "extra.safetensors"))
+    assert int(state["cgd.calls"]) == 8  # the loss's call count travels with the checkpoint
+    resumed = runner.invoke(distill, [*run_args(tmp_path / "killed", **args), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    ours = load_file(str(tmp_path / "whole" / "checkpoints" / "last" / "model.safetensors"))
+    theirs = load_file(str(tmp_path / "killed" / "checkpoints" / "last" / "model.safetensors"))
+    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
