@@ -9,6 +9,7 @@ with ``create_loss("kl", temperature=2.0)`` or a weighted sum with ``create_loss
 from __future__ import annotations
 
 from distill.losses.alignment import ALIGN_MODES, align_logits, align_maps
+from distill.losses.attention_transfer import AttentionTransfer
 from distill.losses.cgd import ChannelGroupDivergence
 from distill.losses.cirkd import CrossImagePixelPairs
 from distill.losses.cwd import ChannelWiseDivergence
@@ -25,6 +26,7 @@ __all__ = [
     "DIST",
     "KD_PIXELS",
     "LOSSES",
+    "AttentionTransfer",
     "ChannelGroupDivergence",
     "ChannelWiseDivergence",
     "CrossImagePixelPairs",

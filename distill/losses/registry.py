@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from distill.losses.attention_transfer import AttentionTransfer
 from distill.losses.cgd import ChannelGroupDivergence
 from distill.losses.cirkd import CrossImagePixelPairs
 from distill.losses.cwd import ChannelWiseDivergence
@@ -26,6 +27,7 @@ _LOSS_CLASSES: list[type[nn.Module]] = [
     LogitMSE,
     ChannelWiseDivergence,
     ChannelGroupDivergence,
+    AttentionTransfer,
     DIST,
     CrossImagePixelPairs,
     NoDistillation,

@@ -86,6 +86,20 @@ def reference_cgd(s, t, mask, tau=2.0, group_size=10):
     return total / (images * len(groups))
 
 
+def reference_at(s, t, mask, p=2.0):
+    total, images = 0.0, 0
+    for b in range(s.shape[0]):
+        positions = [(h, w) for h in range(s.shape[2]) for w in range(s.shape[3]) if mask[b, h, w]]
+        if not positions:
+            continue
+        images += 1
+        a_s = np.array([np.mean(np.abs(s[b, :, h, w]) ** p) for h, w in positions])
+        a_t = np.array([np.mean(np.abs(t[b, :, h, w]) ** p) for h, w in positions])
+        a_s, a_t = a_s / np.linalg.norm(a_s), a_t / np.linalg.norm(a_t)
+        total += float(((a_s - a_t) ** 2).sum()) / len(positions)
+    return total / images
+
+
 def reference_dist(s, t, mask, beta=1.0, gamma=1.0, tau=1.0):
     pixels = valid_pixels(mask)
     p_s = np.array([softmax(s[b, :, h, w] / tau) for b, h, w in pixels])  # [N, C]
@@ -142,6 +156,7 @@ REFERENCES = {
     "mse": reference_mse,
     "cwd": reference_cwd,
     "cgd": reference_cgd,
+    "at": reference_at,
     "dist": reference_dist,
     "cirkd": reference_cirkd,
     "none": reference_none,
@@ -156,6 +171,8 @@ CASES = [
     ("cgd", {}),
     ("cgd", {"group_size": 2}),
     ("cgd", {"group_size": 3, "tau": 1.0}),
+    ("at", {}),
+    ("at", {"p": 1.0}),
     ("dist", {}),
     ("dist", {"beta": 1.5, "gamma": 0.5, "tau": 2.0}),
     ("cirkd", {}),
@@ -421,7 +438,7 @@ def test_bad_parameters_are_clear_errors(spec, params, message):
 
 
 def test_unknown_loss_lists_the_valid_names():
-    with pytest.raises(ValueError, match="unknown KD loss 'kd'; valid names: kl, mse, cwd, cgd, dist, cirkd, none"):
+    with pytest.raises(ValueError, match="unknown KD loss 'kd'; valid names: kl, mse, cwd, cgd, at, dist, cirkd, none"):
         create_loss("kd")
 
 
@@ -505,3 +522,14 @@ def test_cgd_shuffle_is_the_same_for_both_sides_reproducible_and_resumable():
 def test_cgd_bad_parameters(params, message):
     with pytest.raises(ValueError, match=message):
         create_loss("cgd", **params)
+
+
+def test_attention_transfer_compares_maps_with_different_channel_counts():
+    student, _, mask = make_inputs(channels=3)
+    _, teacher, _ = make_inputs(seed=1, channels=7)
+    loss = create_loss("at")
+    value = loss(student, teacher, mask)
+    expected = reference_at(student.numpy(), teacher.numpy(), mask.numpy())
+    assert float(value) == pytest.approx(expected, rel=1e-9)
+    scaled = loss(student, 3.0 * teacher, mask)  # only where activations are strong matters, not how strong
+    assert float(scaled) == pytest.approx(float(value), rel=1e-9)
