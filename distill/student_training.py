@@ -22,7 +22,18 @@ from distill.configuration import ImageSize, config_to_yaml
 from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
 from distill.datasets.paired_views import check_augmentation
-from distill.losses import create_loss, kd_pixel_mask, parse_kd_spec
+from distill.kd_terms import (
+    KDTerm,
+    KDTermSpec,
+    build_terms,
+    connect,
+    connector_parameters,
+    kd_loss,
+    needs_teacher_features,
+    shorthand_specs,
+    term_state,
+)
+from distill.losses import kd_pixel_mask
 from distill.losses.pixel_selection import KdPixels
 from distill.provenance import provenance
 from distill.run_folder import RunFolder, open_run_folder
@@ -63,9 +74,10 @@ class RunConfig(BaseModel):
         description="a whole-network checkpoint loaded before training (a torchvision-style state dict .pth/.pt/"
         ".safetensors, or a transformers folder for segformer): a trained teacher you already have",
     )
-    kd: str = Field(
+    kd: str | list[KDTermSpec] = Field(
         default="dist",
-        description="KD spec; DIST is the default because it beat pixel KL on synthetic scenes with two teachers "
+        description="KD spec ('kl=1,cwd=3') or a list of terms with outputs, connectors and schedules "
+        "(distill.kd_terms); DIST is the default because it beat pixel KL on synthetic scenes with two teachers "
         "(README, KD against no KD)",
     )
     kd_params: dict[str, Any] = Field(default_factory=dict, description="e.g. {temperature: 2.0}")
@@ -126,44 +138,20 @@ class RunConfig(BaseModel):
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
-def kd_terms(config: RunConfig) -> list[tuple[str, float, torch.nn.Module]]:
-    """(name, weight, loss) per term of ``--kd``; cirkd is applied to features, the rest to logits.
+def kd_terms(config: RunConfig) -> list[KDTerm]:
+    """The run's KD terms: ``kd`` as a list of term specs, or the ``--kd`` shorthand with ``kd_params``.
 
-    ``kd_params`` holds parameters shared by the terms (each goes to every term that takes it and
-    must be taken by one) and, under a term's name, that term's own; a parameter no term takes, a
-    misspelt one included, is an error that lists the valid ones.
+    In the shorthand, ``kd_params`` holds parameters shared by the terms (each goes to every term
+    that takes it and must be taken by one) and, under a term's name, that term's own; a parameter
+    no term takes, a misspelt one included, is an error that lists the valid ones.
     """
-    from distill.losses import loss_parameters
-
-    if config.kd.strip() == "none":
-        return []
-    try:
-        spec = [(name, weight) for name, weight in parse_kd_spec(config.kd) if name != "none"]
-    except ValueError as exc:
-        raise PromptKitError(f"--kd {config.kd!r}: {exc}") from exc
-    names = [name for name, _ in spec]
-    valid = "; ".join(f"{name}: {', '.join(p for p in loss_parameters(name) if p != 'align')}" for name in names)
-    own = {key: value for key, value in config.kd_params.items() if isinstance(value, dict)}
-    shared = {key: value for key, value in config.kd_params.items() if not isinstance(value, dict)}
-    for key in own:
-        if key not in names:
-            raise PromptKitError(f"kd_params.{key}: {key} is not a term of --kd {config.kd!r}")
-    for key in shared:
-        if not any(key in loss_parameters(name) for name in names):
-            raise PromptKitError(f"kd_params.{key}: no term of --kd {config.kd!r} takes it (parameters: {valid})")
-    terms = []
-    for name, weight in spec:
-        unknown = [key for key in own.get(name, {}) if key not in loss_parameters(name)]
-        if unknown:
-            raise PromptKitError(f"kd_params.{name}.{unknown[0]}: {name} does not take it (parameters: {valid})")
-        params = {key: value for key, value in shared.items() if key in loss_parameters(name)}
-        params.update(own.get(name, {}))
-        try:
-            loss = create_loss(name, align=config.align, **params)
-        except (ValueError, TypeError) as exc:
-            raise PromptKitError(f"kd_params for {name}: {str(exc).splitlines()[0]}") from exc
-        terms.append((name, weight, loss))
-    return terms
+    if isinstance(config.kd, str):
+        specs = shorthand_specs(config.kd, config.kd_params)
+    elif config.kd_params:
+        raise PromptKitError("kd_params is for the --kd shorthand: with kd as a list, give each term its params")
+    else:
+        specs = list(config.kd)
+    return build_terms(specs, config.align)
 
 
 def require_student(name: str) -> None:
@@ -243,16 +231,17 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     train_data.validate(max_files=64)
     set_seed(config.seed)  # building the teacher drew from the RNG: the student's init must depend on the seed only
     student = build_network(config, taxonomy.num_classes).to(memory_format=config.memory_format)
-    optimizer = make_optimizer(
-        [p for p in student.parameters() if p.requires_grad], config.optimizer, config.lr, config.weight_decay
-    )
+    if terms:
+        _dry_forward(terms, student, teacher, config, teacher_size, accelerator.device)
+    trained = [p for p in student.parameters() if p.requires_grad] + connector_parameters(terms)
+    optimizer = make_optimizer(trained, config.optimizer, config.lr, config.weight_decay)
     scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
     # the scheduler stays unprepared: accelerate would step a prepared one once per process and step
     student, optimizer = accelerator.prepare(student, optimizer)
     if accelerator.is_main_process:
         atomic_write_text(out / "config.yaml", config_to_yaml(config))
 
-    live_teacher = bool(terms) and (not config.teacher_cache or any(name == "cirkd" for name, _, _ in terms))
+    live_teacher = bool(terms) and (not config.teacher_cache or needs_teacher_features(terms))
     views = PairedViews(
         train_data,
         teacher_size=teacher_size if live_teacher else None,
@@ -288,14 +277,11 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
             teacher_logits = batch["teacher_logits"]
         valid = kd_pixel_mask(labels, teacher_logits, ignore_index, config.kd_pixels)
         logged["kd_pixel_fraction"] = (valid.sum() / (labels != ignore_index).sum().clamp_min(1)).item()
-        for name, weight, term in terms:
-            if name == "cirkd":
-                value = term(features["decoder"].float(), teacher_features["decoder"].float(), valid)
-            else:
-                value = term(logits.float(), teacher_logits.float(), valid)
-            loss = loss + weight * value
-            logged[name] = value.item()
-        return loss, logged
+        distilled, values = kd_loss(
+            terms, (logits, features), (teacher_logits, teacher_features), valid, batch["step"], config.steps
+        )
+        logged.update(values)
+        return loss + distilled, logged
 
     def keep_best() -> None:
         _save_best(accelerator, student, out)
@@ -324,7 +310,7 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
             optimizer,
             scheduler,
             config_sha256=folder.config_sha256,
-            extra=torch.nn.ModuleDict({name: loss for name, _, loss in terms}),
+            extra=term_state(terms),
         ),
         loss_fn=loss_fn,
         evaluate=lambda: evaluate_student(accelerator.unwrap_model(student), val_data, config, accelerator),
@@ -346,6 +332,19 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()  # gloo workers abort at exit without it
     return final
+
+
+def _dry_forward(terms: list[KDTerm], student, teacher, config: RunConfig, teacher_size, device) -> None:
+    """One image through both models before any step: term outputs checked, connectors built from the shapes."""
+    student.eval()
+    with torch.no_grad():
+        images = torch.zeros(1, 3, *config.student_size, device=device)
+        images = normalize_images(images).contiguous(memory_format=config.memory_format)
+        student_out = student(images, return_features=True)
+        teacher_out = teacher(torch.zeros(1, 3, *teacher_size, device=device), return_features=True)
+    student.train()
+    valid = torch.ones(1, *config.student_size, dtype=torch.bool, device=device)
+    connect(terms, student_out, teacher_out, valid)
 
 
 def _save_best(accelerator, student, out: Path) -> None:
@@ -432,7 +431,7 @@ def _final_metrics(config, accelerator, folder, val_data, teacher, teacher_size,
             teacher=config.teacher,
             teacher_identity=None if teacher is None else teacher.identity,
             student=config.student,
-            kd=config.kd,
+            kd=config.kd if isinstance(config.kd, str) else [term.model_dump(mode="json") for term in config.kd],
             data=config.data,
             device=str(accelerator.device),
             processes=accelerator.num_processes,

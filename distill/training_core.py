@@ -343,7 +343,8 @@ def train_steps(
 
     Args:
         views: a dataset with ``set_epoch`` (``PairedViews`` or a wrapper of it).
-        loss_fn: a batch (on the device) -> (loss, numbers to log). Runs under autocast.
+        loss_fn: a batch (on the device; ``batch['step']`` is the 0-based step) -> (loss, numbers to log).
+            Runs under autocast.
         evaluate: the model's metrics (``miou`` at least), every ``eval_every`` steps and at the end.
         keep_best: called on the main process when an evaluation beats the best so far.
         resume: continue from the checkpoint when there is one.
@@ -382,6 +383,7 @@ def train_steps(
             batch = {
                 key: value.to(accelerator.device) if torch.is_tensor(value) else value for key, value in batch.items()
             }
+            batch["step"] = step  # 0-based index of this step: schedules read it
             with accelerator.autocast():
                 loss, logged = loss_fn(batch)
             loss_value = loss.item()

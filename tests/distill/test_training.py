@@ -341,7 +341,7 @@ def test_a_killed_cgd_run_resumes_its_channel_shuffle_exactly(runner, trained_te
         killed = runner.invoke(distill, run_args(tmp_path / "killed", **args))
     assert killed.exit_code != 0
     state = load_file(str(tmp_path / "killed" / "checkpoints" / "last" / "extra.safetensors"))
-    assert int(state["cgd.calls"]) == 8  # the loss's call count travels with the checkpoint
+    assert int(state["cgd.loss.calls"]) == 8  # the loss's call count travels with the checkpoint
     resumed = runner.invoke(distill, [*run_args(tmp_path / "killed", **args), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     ours = load_file(str(tmp_path / "whole" / "checkpoints" / "last" / "model.safetensors"))
