@@ -1,6 +1,6 @@
 """The results of `distill compare` as files: a Markdown table, CSV, JSON and two charts.
 
-Reads nothing from disk itself: it is given the table ``distill.compare.results_table`` built
+Reads nothing from disk itself: it is given the tables ``distill.compare_tables`` built
 from the run folders, so every number here can be traced back to a ``metrics.json``.
 """
 
