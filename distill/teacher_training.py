@@ -125,8 +125,12 @@ def denoiser_target(teacher: DiffusionSegTeacher, sample, noise, timesteps) -> t
 
 
 def denoiser_loss(teacher: DiffusionSegTeacher, embeddings, images: torch.Tensor) -> torch.Tensor:
-    """Real DDPM training of the UNet on the dataset's images: uniform timesteps, MSE on its prediction."""
-    sample = teacher.encode_images(images)
+    """Real DDPM training of the UNet on the dataset's images: uniform timesteps, MSE on its prediction.
+
+    The latent is a fixed target here, even where the backbone is fine-tuned later (``finetune_latent``).
+    """
+    with torch.no_grad():
+        sample = teacher.encode_images(images)
     noise = torch.randn_like(sample)
     timesteps = torch.randint(0, teacher.scheduler.config.num_train_timesteps, (sample.shape[0],), device=sample.device)
     noisy = teacher.scheduler.add_noise(sample, noise, timesteps)

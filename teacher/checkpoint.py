@@ -48,8 +48,10 @@ def build_teacher(config: TeacherConfig) -> DiffusionSegTeacher:
 
 def saved_state_keys(teacher: DiffusionSegTeacher) -> list[str]:
     """The state-dict keys a teacher folder (and a training checkpoint) holds: not the frozen pretrained parts."""
-    skip = ("vae.", "latent_encoder.") + (
-        ("unet.",) if teacher.config.pretrained and teacher.config.freeze_unet else ()
+    skip = (
+        ("vae.",)
+        + (() if teacher.config.finetune_latent else ("latent_encoder.",))
+        + (("unet.",) if teacher.config.pretrained and teacher.config.freeze_unet else ())
     )
     return [key for key in teacher.state_dict() if not key.startswith(skip)]
 

@@ -31,6 +31,11 @@ class TeacherConfig(BaseModel):
         description="what the UNet denoises: pixels (unshuffled RGB), vae (Stable Diffusion's, with pretrained), or a "
         "frozen ImageNet backbone's feature map (efficientnet_lite0/2); auto: vae with pretrained, else pixels",
     )
+    finetune_latent: bool = Field(
+        default=False,
+        description="feature latents: train the backbone with the segmentation loss (saved in the folder); "
+        "False: frozen ImageNet features",
+    )
     latent_stride: Literal[4, 8, 16] = Field(default=8, description="feature latents: the backbone map's stride")
     space_to_depth: int = Field(default=4, ge=1, description="pixels: pixel-unshuffle factor before the UNet")
     block_out_channels: tuple[int, ...] = (32, 64, 96)
@@ -66,6 +71,8 @@ class TeacherConfig(BaseModel):
             raise ValueError("attention_levels needs one entry per block_out_channels level")
         if self.latent == "vae" and self.pretrained is None:
             raise ValueError("latent vae needs pretrained: a local Stable Diffusion folder with a vae/")
+        if self.finetune_latent and self.resolved_latent not in ("efficientnet_lite0", "efficientnet_lite2"):
+            raise ValueError("finetune_latent needs a backbone latent: set latent to efficientnet_lite0 or _lite2")
         if self.pretrained is not None and self.latent not in ("auto", "vae"):
             raise ValueError(f"latent {self.latent} trains its own UNet: drop pretrained (a Stable Diffusion folder)")
         return self

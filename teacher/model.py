@@ -73,7 +73,9 @@ class DiffusionSegTeacher(nn.Module):
         self.latent_encoder = None
         latent_channels = 3 * config.space_to_depth**2
         if config.resolved_latent in FEATURE_LATENTS:
-            self.latent_encoder = BackboneFeatureLatent(config.resolved_latent, config.latent_stride)
+            self.latent_encoder = BackboneFeatureLatent(
+                config.resolved_latent, config.latent_stride, trainable=config.finetune_latent
+            )
             latent_channels = self.latent_encoder.channels
         self.unet = unet if unet is not None else tiny_unet(config, latent_channels)
         self.vae = vae

@@ -188,3 +188,32 @@ def test_a_latent_that_does_not_fit_is_a_clear_error():
         TeacherConfig(num_classes=5, embedding_dim=24, latent="vae")
     with pytest.raises(ValueError, match="trains its own UNet"):
         TeacherConfig(num_classes=5, embedding_dim=24, latent="efficientnet_lite0", pretrained="/sd")
+
+
+def test_a_finetuned_feature_latent_trains_and_is_saved(tmp_path):
+    """finetune_latent: the segmentation loss reaches the backbone, the denoiser's does not, and the folder keeps it."""
+    from distill.teacher_training import denoiser_loss
+
+    teacher = tiny_teacher(latent="efficientnet_lite0", latent_stride=8, finetune_latent=True)
+    embeddings = random_embeddings()
+    images = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    teacher.train()
+    denoiser_loss(teacher, embeddings, images).backward()
+    assert all(p.grad is None for p in teacher.latent_encoder.parameters())
+    teacher(images, embeddings).logsumexp(1).mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in teacher.latent_encoder.parameters())
+    assert not teacher.latent_encoder.training  # ImageNet BatchNorm statistics kept
+    with torch.no_grad():
+        for p in teacher.latent_encoder.parameters():
+            p.add_(0.01)  # as training would move them
+    teacher.eval()
+    with torch.no_grad():
+        logits = teacher(images, embeddings)
+    save_teacher(teacher, tmp_path / "t")
+    with torch.no_grad():
+        torch.testing.assert_close(load_teacher(tmp_path / "t").eval()(images, embeddings), logits)
+
+
+def test_finetune_latent_needs_a_backbone_latent():
+    with pytest.raises(ValueError, match="finetune_latent needs a backbone latent"):
+        TeacherConfig(num_classes=3, embedding_dim=8, finetune_latent=True)
