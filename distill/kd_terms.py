@@ -160,8 +160,9 @@ def build_terms(specs: list[KDTermSpec], align: str) -> list[KDTerm]:
     return terms
 
 
-def needs_teacher_features(terms: list[KDTerm]) -> bool:
-    return any(term.spec.teacher != LOGITS for term in terms)
+def teacher_feature_names(terms: list[KDTerm]) -> tuple[str, ...]:
+    """The teacher feature maps the terms compare (what a teacher-output cache keeps beside the logits)."""
+    return tuple(sorted({term.spec.teacher for term in terms if term.spec.teacher != LOGITS}))
 
 
 def pick(output: str, logits: torch.Tensor, features: dict[str, torch.Tensor] | None, side: str) -> torch.Tensor:
@@ -251,7 +252,7 @@ __all__ = [
     "connect",
     "connector_parameters",
     "kd_loss",
-    "needs_teacher_features",
+    "teacher_feature_names",
     "shorthand_specs",
     "term_state",
 ]

@@ -29,8 +29,8 @@ from distill.kd_terms import (
     connect,
     connector_parameters,
     kd_loss,
-    needs_teacher_features,
     shorthand_specs,
+    teacher_feature_names,
     term_state,
 )
 from distill.losses import kd_pixel_mask
@@ -125,7 +125,9 @@ class RunConfig(BaseModel):
         description="evaluate on this many train images kept out of training (tune here; val stays unseen)",
     )
     teacher_cache: bool = Field(
-        default=True, description="compute teacher logits once per train image (not with cirkd, which needs features)"
+        default=True,
+        description="compute the teacher's outputs (logits, and the feature maps KD terms compare) once per train "
+        "image and crop them like each sample; false: run the teacher on every crop",
     )
 
     @model_validator(mode="after")
@@ -241,7 +243,7 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     if accelerator.is_main_process:
         atomic_write_text(out / "config.yaml", config_to_yaml(config))
 
-    live_teacher = bool(terms) and (not config.teacher_cache or needs_teacher_features(terms))
+    live_teacher = bool(terms) and not config.teacher_cache
     views = PairedViews(
         train_data,
         teacher_size=teacher_size if live_teacher else None,
@@ -252,12 +254,18 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         color_jitter=config.color_jitter,
     )
     if terms and not live_teacher:
-        from distill.teacher_outputs import CachedTeacherViews, cached_teacher_logits
+        from distill.teacher_outputs import CachedTeacherViews, cached_teacher_outputs
 
-        logits = cached_teacher_logits(
-            teacher, Path(config.teacher), config.data, train_data, teacher_size, accelerator
+        outputs = cached_teacher_outputs(
+            teacher,
+            Path(config.teacher),
+            config.data,
+            train_data,
+            teacher_size,
+            accelerator,
+            teacher_feature_names(terms),
         )
-        views = CachedTeacherViews(views, logits)
+        views = CachedTeacherViews(views, outputs)
     ignore_index = taxonomy.ignore_index
     weights = class_weights(train_data, config.class_weighting, accelerator.device)
 
@@ -274,7 +282,7 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
             with torch.no_grad():
                 teacher_logits, teacher_features = teacher(batch["teacher_image"], return_features=True)
         else:
-            teacher_logits = batch["teacher_logits"]
+            teacher_logits, teacher_features = batch["teacher_logits"], batch.get("teacher_features")
         valid = kd_pixel_mask(labels, teacher_logits, ignore_index, config.kd_pixels)
         logged["kd_pixel_fraction"] = (valid.sum() / (labels != ignore_index).sum().clamp_min(1)).item()
         distilled, values = kd_loss(

@@ -50,12 +50,12 @@ def test_the_shorthand_is_logit_terms_and_cirkd_at_the_decoder():
     assert specs[1].params == {"tau": 0.5} and specs[0].params == {}
 
 
-def run_with_terms(runner, tmp_path, name, teacher, terms, steps=8, resume=False):
+def run_with_terms(runner, tmp_path, name, teacher, terms, steps=8, resume=False, extra=()):
     config = tmp_path / f"{name}.yaml"
     config.write_text(yaml.safe_dump({"kd": terms, "checkpoint_every": 4, "eval_every": 8}))
     args = ["run", "--config", str(config), "--teacher", str(teacher), "--student", "tiny", "--data", DATA]
     args += ["--out", str(tmp_path / name), "--steps", str(steps), "--student-size", "32x48", "--seed", "0"]
-    args += ["--set", "batch_size=4", "--set", "val_images=8"]
+    args += ["--set", "batch_size=4", "--set", "val_images=8", *extra]
     return runner.invoke(distill, [*args, *(["--resume"] if resume else [])])
 
 

@@ -10,8 +10,15 @@ from accelerate import Accelerator
 
 from distill.datasets import PairedViews, create_dataset
 from distill.datasets.paired_views import apply_geometry
-from distill.teacher_outputs import CACHE_FOLDER, CachedTeacherViews, cache_key, cached_teacher_logits
+from distill.teacher_outputs import (
+    CACHE_FOLDER,
+    CachedTeacherViews,
+    cache_key,
+    cached_teacher_logits,
+    cached_teacher_outputs,
+)
 from prompt_kit.class_embeddings import ClassEmbeddings
+from prompt_kit.errors import PromptKitError
 from teacher import PromptConditionedTeacher, TeacherFolder, load_teacher
 from tests.distill.conftest import DATA
 
@@ -128,3 +135,64 @@ def test_a_held_out_part_of_train_gets_its_own_cached_logits(trained_teacher, lo
     part = cached_teacher_logits(teacher, trained_teacher, DATA, kept, SIZE, accelerator)
     assert part.shape[0] == len(kept) == len(data) - 4
     assert torch.allclose(part.float(), whole[kept.indices].float(), atol=1e-2)  # same images, other batches
+
+
+def test_cached_feature_maps_equal_the_live_teacher_and_are_cropped_like_the_logits(trained_teacher, loaded):
+    teacher, _ = loaded
+    data = create_dataset(DATA, "train")
+    outputs = cached_teacher_outputs(
+        teacher, trained_teacher, DATA, data, SIZE, Accelerator(cpu=True), ("decoder", "up0")
+    )
+    assert set(outputs) == {"logits", "feature.decoder", "feature.up0"}
+    assert all(value.dtype == torch.float16 and value.shape[0] == len(data) for value in outputs.values())
+    whole = CachedTeacherViews(PairedViews(data, teacher_size=SIZE, student_size=(16, 24), train=False), outputs)
+    item = whole[2]
+    with torch.no_grad():
+        live_logits, live = teacher(item["teacher_image"][None], return_features=True)
+    for name in ("decoder", "up0"):
+        assert torch.allclose(item["teacher_features"][name], live[name][0], atol=2e-2, rtol=1e-2), name
+    # augmented: every map is cropped at its own resolution with the sample's box
+    views = CachedTeacherViews(PairedViews(data, teacher_size=SIZE, student_size=SIZE, train=True, seed=5), outputs)
+    item = views[1]
+    decoder = outputs["feature.decoder"][1].float()
+    expected = apply_geometry(decoder, item["params"], tuple(decoder.shape[-2:]))
+    assert torch.equal(item["teacher_features"]["decoder"], expected)
+
+
+def test_a_cache_with_features_has_its_own_key_and_a_logits_entry_keeps_its_key(trained_teacher, loaded):
+    teacher, _ = loaded
+    plain = cache_key(teacher, DATA, SIZE)
+    assert cache_key(teacher, DATA, SIZE, ()) == plain
+    assert cache_key(teacher, DATA, SIZE, ("decoder",)) != plain
+    assert cache_key(teacher, DATA, SIZE, ("decoder",)) != cache_key(teacher, DATA, SIZE, ("decoder", "up0"))
+
+
+def test_caching_a_feature_the_teacher_does_not_have_names_the_ones_it_has(trained_teacher, loaded):
+    teacher, _ = loaded
+    data = create_dataset(DATA, "train")
+    with pytest.raises(PromptKitError, match="no feature map 'neck' to cache: it offers up0, up1"):
+        cached_teacher_outputs(teacher, trained_teacher, DATA, data, SIZE, Accelerator(cpu=True), ("neck",))
+
+
+def test_a_feature_term_trains_from_the_cache_and_live(runner, trained_teacher, tmp_path):
+    from tests.distill.test_kd_terms import run_with_terms
+
+    term = [{"loss": "mse", "student": "decoder", "teacher": "decoder", "connector": "conv1x1"}]
+    for name, cache in (("cached", True), ("live", False)):
+        result = run_with_terms(
+            runner, tmp_path, name, trained_teacher, term, extra=["--set", f"teacher_cache={cache}"]
+        )
+        assert result.exit_code == 0, result.output
+    entries = list((trained_teacher / CACHE_FOLDER).glob("*.safetensors"))
+    assert any("feature.decoder" in load_keys(path) for path in entries)
+    cached = json.loads((tmp_path / "cached" / "metrics.json").read_text())
+    live = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    assert cached["teacher"]["miou"] == live["teacher"]["miou"]
+    assert 0 <= cached["miou"] <= 1 and 0 <= live["miou"] <= 1
+
+
+def load_keys(path) -> set[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        return set(handle.keys())
