@@ -53,15 +53,20 @@ def make_accelerator(mixed_precision: str) -> Accelerator:
     return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
 
 
-def poly_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int, power: float = 0.9):
-    """Linear warmup, then polynomial decay to zero: the usual segmentation schedule."""
+def poly_factor(total: int, warmup: int, power: float = 0.9) -> Callable[[int], float]:
+    """The learning-rate factor at each step: linear warmup, then polynomial decay to zero."""
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         return max(0.0, 1 - (step - warmup) / max(1, total - warmup)) ** power
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return factor
+
+
+def poly_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int, power: float = 0.9):
+    """Linear warmup, then polynomial decay to zero: the usual segmentation schedule."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, poly_factor(total, warmup, power))
 
 
 def constant_schedule(optimizer: torch.optim.Optimizer):
@@ -111,6 +116,8 @@ class LoopState:
     best_miou: float = -1.0
     best_step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # wall seconds inside train steps (batch loading included; evaluations and checkpoints not), over every session
+    step_seconds: float = 0.0
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
@@ -377,6 +384,7 @@ def train_steps(
     )
     parameters = [p for p in model.parameters() if p.requires_grad]
     step = state.step
+    tick = time.perf_counter()
     try:  # the bar is closed on an error too, so the error line starts on a line of its own
         for batch in loader:
             model.train()
@@ -404,6 +412,7 @@ def train_steps(
             model.zero_grad(set_to_none=True)
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            state.step_seconds += time.perf_counter() - tick
             progress.update(1)
             progress.set_postfix(loss=f"{loss_value:.3f}")
             if writer is not None:
@@ -426,6 +435,7 @@ def train_steps(
             if step % settings.checkpoint_every == 0 or step == settings.steps:
                 state.step = step
                 checkpoints.save(state)
+            tick = time.perf_counter()
     finally:
         progress.close()
     state.step = step
@@ -456,6 +466,7 @@ __all__ = [
     "elapsed",
     "make_accelerator",
     "make_optimizer",
+    "poly_factor",
     "poly_schedule",
     "tensorboard_writer",
     "train_steps",

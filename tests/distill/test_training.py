@@ -103,6 +103,8 @@ def test_student_run_folder_and_same_seed_same_numbers(runner, trained_teacher, 
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert a["miou"] == b["miou"] and a["history"] == b["history"]
     assert a["teacher"]["miou"] > 0
+    # the train steps' own time: part of the whole run's, which also builds, evaluates and saves
+    assert 0 < a["seconds_per_step"] * a["history"][-1]["step"] < a["train_seconds"]
     names = {path.name for path in (tmp_path / "a").iterdir()}
     assert {"config.yaml", "metrics.json", "provenance.json", "checkpoints", "tensorboard", "panel_0.png"} <= names
 
