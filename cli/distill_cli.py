@@ -294,14 +294,17 @@ def compare(
     type=click.Path(dir_okay=False),
     help="A diffusion teacher: condition it on this prompt set of its classes (prompt transfer).",
 )
+@click.option("--tta", default=None, help="Test-time augmentation, e.g. flip,scales=0.5,0.75,1,1.25,1.5,1.75.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate(path, data, split, prompts, as_json) -> None:
+def evaluate(path, data, split, prompts, tta, as_json) -> None:
     """Re-evaluate a run folder, a student checkpoint or a teacher folder: mIoU and per-class IoU."""
     import json
 
     from distill.saved_evaluation import evaluate_saved
+    from distill.test_time_augmentation import TestTimeAugmentation
 
-    metrics = evaluate_saved(path, data=data, split=split, prompts=prompts)
+    augmentation = TestTimeAugmentation.parse(tta)
+    metrics = evaluate_saved(path, data=data, split=split, prompts=prompts, augmentation=augmentation)
     if not metrics["finished"]:
         step = metrics.get("checkpoint_step")
         stopped = f"it stopped after step {step}" if step is not None else "it has no checkpoint"
@@ -309,12 +312,55 @@ def evaluate(path, data, split, prompts, as_json) -> None:
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
+    with_tta = "" if augmentation.is_identity else f" (tta {augmentation.describe()})"
     click.echo(
-        f"{metrics['model']} on {metrics['data']} {split}: mIoU {metrics['miou']:.4f}, "
+        f"{metrics['model']} on {metrics['data']} {split}{with_tta}: mIoU {metrics['miou']:.4f}, "
         f"pixel accuracy {metrics['pixel_accuracy']:.4f}"
     )
     for name, value in metrics["per_class_iou"].items():
         click.echo(f"  {name:<16} {'-' if value is None else f'{value:.4f}'}")
+
+
+@distill.command(
+    epilog="""Examples:
+
+\b
+  distill predict runs/camvid-lite2 --images ../shared/data/camvid/test --out predictions/lite2
+  distill predict runs/kl --images 'photos/*.jpg' --out predictions/kl --tta flip,scales=0.75,1,1.25
+  distill predict runs/cityscapes-r101 --images cityscapes:/data/cityscapes --split val --ids dataset \\
+      --out predictions/server                 (Cityscapes labelIds, as its evaluation server wants)
+""",
+)
+@click.argument("model", type=click.Path())
+@click.option("--images", required=True, help="A folder, an image, a glob pattern, or a dataset spec (with --split).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for labels/, overlays/, ...")
+@click.option("--split", default="test", show_default=True, help="The split, when --images is a dataset spec.")
+@click.option("--tta", default=None, help="Test-time augmentation, e.g. flip,scales=0.75,1,1.25 (default: none).")
+@click.option(
+    "--ids",
+    type=click.Choice(["train", "dataset"]),
+    default="train",
+    show_default=True,
+    help="Label PNG values: train ids, or the dataset's own ids (Cityscapes labelIds; needs a dataset spec).",
+)
+@click.option("--overlays/--no-overlays", default=True, show_default=True, help="Write colour overlays.")
+@click.option("--probabilities", is_flag=True, help="Also write the class probabilities (float16 safetensors).")
+@click.option(
+    "--prompts", type=click.Path(dir_okay=False), help="A diffusion teacher: condition it on this prompt set."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+def predict(model, images, out, split, tta, ids, overlays, probabilities, prompts, batch_size) -> None:
+    """Predict label PNGs (and overlays, probabilities) for images with a teacher folder or a student run."""
+    from distill.prediction import predict_images
+    from distill.test_time_augmentation import TestTimeAugmentation
+
+    augmentation = TestTimeAugmentation.parse(tta)
+    record = predict_images(
+        model, images, out, augmentation, split=split, ids=ids, overlays=overlays, probabilities=probabilities,
+        prompts=prompts, batch_size=batch_size,
+    )  # fmt: skip
+    done = f", {record['skipped']} already there" if record["skipped"] else ""
+    click.echo(f"{record['predicted']} images predicted into {out}{done} (tta {record['tta']}, {ids} ids)")
 
 
 def main() -> None:

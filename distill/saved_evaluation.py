@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.datasets import create_dataset
+from distill.test_time_augmentation import TestTimeAugmentation
 from prompt_kit.errors import PromptKitError
 from prompt_kit.readers import read_safetensors, read_yaml
 
@@ -36,11 +37,16 @@ def find_run_folder(path: Path) -> tuple[Path, Path]:
 
 
 def evaluate_saved(
-    path: str | Path, data: str | None = None, split: str = "val", prompts: str | Path | None = None
+    path: str | Path,
+    data: str | None = None,
+    split: str = "val",
+    prompts: str | Path | None = None,
+    augmentation: TestTimeAugmentation | None = None,
 ) -> dict[str, Any]:
     """Metrics (``miou``, per-class IoU, pixel accuracy) of the saved model at ``path`` on ``data``.
 
-    ``prompts`` gives a diffusion teacher another prompt set of its classes (prompt transfer).
+    ``prompts`` gives a diffusion teacher another prompt set of its classes (prompt transfer);
+    ``augmentation`` averages its probabilities over flipped and rescaled copies of each image.
     """
     from distill.training_core import make_accelerator
 
@@ -48,13 +54,15 @@ def evaluate_saved(
     if not path.exists():
         raise PromptKitError(f"{path} does not exist: pass a run folder, a teacher folder or a checkpoint")
     accelerator = make_accelerator("auto")
+    augmentation = augmentation or TestTimeAugmentation()
     if path.is_dir() and (path / "teacher_config.json").is_file():
-        folder, metrics = path, _evaluate_teacher_folder(path, data, split, accelerator, prompts)
+        folder, metrics = path, _evaluate_teacher_folder(path, data, split, accelerator, prompts, augmentation)
     else:
         if prompts:
             raise PromptKitError(f"--prompts is for teacher folders; {path} is a student run or checkpoint")
-        folder, metrics = find_run_folder(path)[0], _evaluate_student_run(path, data, split, accelerator)
-    return {**metrics, **run_status(folder)}
+        metrics = _evaluate_student_run(path, data, split, accelerator, augmentation)
+        folder = find_run_folder(path)[0]
+    return {**metrics, "tta": augmentation.describe(), **run_status(folder)}
 
 
 def run_status(folder: Path) -> dict[str, Any]:
@@ -76,18 +84,22 @@ def _read_config(folder: Path) -> dict[str, Any]:
 
 
 def _evaluate_teacher_folder(
-    folder: Path, data: str | None, split: str, accelerator, prompts: str | Path | None = None
+    folder: Path, data: str | None, split: str, accelerator, prompts: str | Path | None, augmentation
 ) -> dict[str, Any]:
     from teacher import TeacherFolder
 
     teacher_folder = TeacherFolder(folder)
     spec = data or teacher_folder.training_config.get("data", "synthetic")
-    metrics = evaluate_teacher_folder(folder, create_dataset(spec, split), accelerator, prompts)
+    metrics = evaluate_teacher_folder(folder, create_dataset(spec, split), accelerator, prompts, augmentation)
     return {**metrics, "model": "teacher", "data": spec, "split": split, "size": list(teacher_folder.image_size)}
 
 
 def evaluate_teacher_folder(
-    folder: str | Path, dataset, accelerator, prompts: str | Path | None = None
+    folder: str | Path,
+    dataset,
+    accelerator,
+    prompts: str | Path | None = None,
+    augmentation: TestTimeAugmentation | None = None,
 ) -> dict[str, Any]:
     """The diffusion teacher in ``folder`` on ``dataset`` at its own size and image limit.
 
@@ -105,10 +117,12 @@ def evaluate_teacher_folder(
     model = load_teacher(folder).to(accelerator.device)
     limit = teacher_folder.training_config.get("val_images")  # the same images as the folder's own metrics.json
     device_embeddings = embeddings.to(accelerator.device)
-    return evaluate_teacher(model, device_embeddings, dataset, teacher_folder.image_size, accelerator, limit)
+    return evaluate_teacher(
+        model, device_embeddings, dataset, teacher_folder.image_size, accelerator, limit, augmentation=augmentation
+    )
 
 
-def _evaluate_student_run(path: Path, data: str | None, split: str, accelerator) -> dict[str, Any]:
+def _evaluate_student_run(path: Path, data: str | None, split: str, accelerator, augmentation) -> dict[str, Any]:
     from distill.student_training import RunConfig, evaluate_student
     from student import create_student
 
@@ -124,7 +138,7 @@ def _evaluate_student_run(path: Path, data: str | None, split: str, accelerator)
             f"{weights} does not fit a {config.student} student for {dataset.taxonomy.num_classes} classes "
             f"({spec}): {str(exc).splitlines()[0]}"
         ) from exc
-    metrics = evaluate_student(model.to(accelerator.device), dataset, config, accelerator)
+    metrics = evaluate_student(model.to(accelerator.device), dataset, config, accelerator, augmentation=augmentation)
     return {**metrics, "model": config.student, "data": spec, "split": split, "size": list(config.student_size)}
 
 

@@ -373,10 +373,23 @@ def evaluate_student(
     panels_to: Path | None = None,
     teacher: Teacher | None = None,
     teacher_size=None,
+    augmentation=None,
 ) -> dict[str, Any]:
-    """Student (and optionally teacher) metrics on the same val images; panels on request."""
+    """Student (and optionally teacher) metrics on the same val images; panels on request.
+
+    ``augmentation`` (a ``TestTimeAugmentation``) averages the student's probabilities over flipped
+    and rescaled copies of each image.
+    """
     student.eval()
-    segmenters = [Segmenter("student", "student", lambda images: student(normalize_images(images)))]
+
+    def predict(images):
+        return student(normalize_images(images))
+
+    if augmentation is not None:
+        from distill.test_time_augmentation import augmented_predictor
+
+        predict = augmented_predictor(predict, augmentation, getattr(student, "input_multiple", 1))
+    segmenters = [Segmenter("student", "student", predict)]
     if teacher is not None:
         segmenters.insert(0, Segmenter("teacher", "teacher", teacher))
     evaluated = evaluate_segmenters(

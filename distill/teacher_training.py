@@ -27,6 +27,7 @@ from distill.datasets.holdout import training_and_evaluation_data
 from distill.provenance import provenance
 from distill.run_folder import RunFolder, open_run_folder
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
+from distill.test_time_augmentation import augmented_predictor
 from distill.training_core import (
     Checkpoints,
     LoopSettings,
@@ -140,10 +141,21 @@ def denoiser_loss(teacher: DiffusionSegTeacher, embeddings, images: torch.Tensor
 
 
 @torch.no_grad()
-def evaluate_teacher(teacher, embeddings, dataset, image_size, accelerator, limit=None, panels=0, out=None):
-    """mIoU, per-class IoU and pixel accuracy on ``dataset`` at ``image_size`` (labels resized nearest)."""
+def evaluate_teacher(
+    teacher, embeddings, dataset, image_size, accelerator, limit=None, panels=0, out=None, augmentation=None
+):
+    """mIoU, per-class IoU and pixel accuracy on ``dataset`` at ``image_size`` (labels resized nearest).
+
+    ``augmentation`` (a ``TestTimeAugmentation``) averages probabilities over flipped and rescaled copies.
+    """
     teacher.eval()
-    segmenter = Segmenter("teacher", "teacher", lambda images: teacher(images, embeddings))
+
+    def predict(images):
+        return teacher(images, embeddings)
+
+    if augmentation is not None:
+        predict = augmented_predictor(predict, augmentation, teacher.input_multiple)
+    segmenter = Segmenter("teacher", "teacher", predict)
     evaluated = evaluate_segmenters(
         [segmenter], dataset, image_size, accelerator, image_size, limit=limit, panels=panels, panels_to=out
     )
