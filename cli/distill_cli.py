@@ -363,6 +363,47 @@ def predict(model, images, out, split, tta, ids, overlays, probabilities, prompt
     click.echo(f"{record['predicted']} images predicted into {out}{done} (tta {record['tta']}, {ids} ids)")
 
 
+@distill.command(
+    "pseudo-label",
+    epilog="""Examples:
+
+\b
+  distill pseudo-label runs/camvid-lite2 --images photos/ --out pseudo/lite2 --min-confidence 0.968
+  distill pseudo-label runs/camvid-lite2 --images camvid:../shared/data/camvid --split test --out pseudo/test \\
+      --tta flip,scales=0.75,1,1.25 --class-balanced 0.5
+  distill run --data folder:pseudo/lite2 --student efficientnet_lite0 --kd none --out runs/on-pseudo
+""",
+)
+@click.argument("model", type=click.Path())
+@click.option("--images", required=True, help="A folder, an image, a glob pattern, or a dataset spec (with --split).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The folder: dataset to write.")
+@click.option("--split", default="train", show_default=True, help="The split, when --images is a dataset spec.")
+@click.option("--tta", default=None, help="Test-time augmentation, e.g. flip,scales=0.75,1,1.25 (default: none).")
+@click.option("--min-confidence", type=float, default=None, help="Keep pixels whose top probability is at least this.")
+@click.option("--max-entropy", type=float, default=None, help="Keep pixels whose entropy (nats) is at most this.")
+@click.option("--class-balanced", type=float, default=None, help="Keep each class's most confident share P (CBST).")
+@click.option(
+    "--prompts", type=click.Path(dir_okay=False), help="A diffusion teacher: condition it on this prompt set."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+def pseudo_label_command(
+    model, images, out, split, tta, min_confidence, max_entropy, class_balanced, prompts, batch_size
+) -> None:
+    """Pseudo-labels: a teacher's confident predictions as a folder: dataset that distill run trains on."""
+    from distill.pseudo_labels import pseudo_label, summary_table
+    from distill.test_time_augmentation import TestTimeAugmentation
+
+    record = pseudo_label(
+        model, images, out, TestTimeAugmentation.parse(tta), split=split, min_confidence=min_confidence,
+        max_entropy=max_entropy, class_balanced=class_balanced, prompts=prompts, batch_size=batch_size,
+    )  # fmt: skip
+    click.echo(summary_table(record))
+    click.echo(
+        f"{record['count']} images pseudo-labelled into {out}: {record['kept_share']:.1%} of the pixels kept "
+        f"(train on it: distill run --data folder:{out})"
+    )
+
+
 def main() -> None:
     distill(prog_name="distill")
 

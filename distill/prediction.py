@@ -48,6 +48,7 @@ class InputImage:
 
     name: str
     read: Callable[[], np.ndarray]
+    path: Path | None = None  # the file it is read from (None: drawn by a dataset)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def _named_files(files: list[Path], spec: str) -> list[InputImage]:
                 "rename one or predict the folders one at a time"
             )
         names[file.stem] = file
-    return [InputImage(name, lambda file=file: read_image_array(file)) for name, file in names.items()]
+    return [InputImage(name, lambda file=file: read_image_array(file), file) for name, file in names.items()]
 
 
 def _dataset_reader(dataset, index: int) -> Callable[[], np.ndarray]:
@@ -148,12 +149,6 @@ def dataset_id_table(dataset, num_classes: int) -> np.ndarray:
     return table.astype(np.uint8)
 
 
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _overlay(image: np.ndarray, classes: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:
     colours = colourise(torch.from_numpy(classes.astype(np.int64)), taxonomy)
     return (0.5 * image.astype(np.float32) + 0.5 * colours.astype(np.float32)).round().astype(np.uint8)
@@ -162,6 +157,63 @@ def _overlay(image: np.ndarray, classes: np.ndarray, taxonomy: Taxonomy) -> np.n
 def _batches(items: list[InputImage], size: int) -> Iterator[list[InputImage]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def load_finished_model(model_path: str | Path, prompts: str | Path | None = None):
+    """``(teacher, input size)`` of a finished teacher folder or student run (a run folder teaches too)."""
+    from teacher import TeacherFolder
+
+    folder = TeacherFolder(model_path)
+    if not folder.finished:
+        raise PromptKitError(f"{model_path} is not finished (no metrics.json): predict with a finished teacher or run")
+    model = folder.load(prompts)
+    size = folder.image_size
+    model.check_size(size)
+    return model, size
+
+
+def source_taxonomy(source: ImageSource, model, images: str) -> Taxonomy:
+    """The dataset's taxonomy (it must be the model's), or the model's classes' built-in one."""
+    taxonomy = source.dataset.taxonomy if source.dataset is not None else taxonomy_for(model.class_names)
+    if taxonomy.class_names != model.class_names:
+        raise PromptKitError(
+            f"{images} has the classes of {taxonomy.name} but the model predicts {model.class_names[:3]}...: "
+            "predict images of the model's taxonomy"
+        )
+    return taxonomy
+
+
+@torch.no_grad()
+def predicted_probabilities(
+    model,
+    images: list[InputImage],
+    size: tuple[int, int],
+    augmentation: TestTimeAugmentation,
+    accelerator,
+    batch_size: int = 4,
+) -> Iterator[tuple[InputImage, np.ndarray, torch.Tensor]]:
+    """``(image, its uint8 array, probabilities [C, *size] on the CPU)`` for each image, in batches."""
+    for batch in _batches(images, batch_size):
+        arrays = [item.read() for item in batch]
+        resized = [
+            F.interpolate(_tensor(array)[None], size=size, mode="bilinear", align_corners=False)[0] for array in arrays
+        ]
+        inputs = torch.stack(resized).to(accelerator.device)
+        with accelerator.autocast():
+            averaged = predict_probabilities(model, inputs, augmentation, model.input_multiple, out_size=size)
+        yield from zip(batch, arrays, averaged.float().cpu(), strict=True)
+
+
+def full_resolution(probabilities: torch.Tensor, array: np.ndarray) -> torch.Tensor:
+    """``[C, h, w]`` probabilities resized (bilinear) to the image's own ``H x W``."""
+    return F.interpolate(probabilities[None], size=array.shape[:2], mode="bilinear", align_corners=False)[0]
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """A uint8 ``[H, W]`` or ``[H, W, 3]`` array as PNG file content."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @torch.no_grad()
@@ -183,22 +235,11 @@ def predict_images(
     """
     from distill.provenance import provenance
     from distill.training_core import make_accelerator
-    from teacher import TeacherFolder
 
     augmentation = augmentation or TestTimeAugmentation()
-    folder = TeacherFolder(model_path)
-    if not folder.finished:
-        raise PromptKitError(f"{model_path} is not finished (no metrics.json): predict with a finished teacher or run")
-    model = folder.load(prompts)
-    size = folder.image_size
-    model.check_size(size)
+    model, size = load_finished_model(model_path, prompts)
     source = image_source(images, split)
-    taxonomy = source.dataset.taxonomy if source.dataset is not None else taxonomy_for(model.class_names)
-    if taxonomy.class_names != model.class_names:
-        raise PromptKitError(
-            f"{images} has the classes of {taxonomy.name} but {model_path} predicts {model.class_names[:3]}...: "
-            "predict images of the model's taxonomy"
-        )
+    taxonomy = source_taxonomy(source, model, images)
     table = dataset_id_table(source.dataset, model.num_classes) if ids == "dataset" else None
     out = Path(out)
     kinds = [LABELS] + ([OVERLAYS] if overlays else []) + ([PROBABILITIES] if probabilities else [])
@@ -210,35 +251,23 @@ def predict_images(
     todo = [item for item in source.images if not all(path.is_file() for path in paths(item).values())]
     accelerator = make_accelerator("auto")
     model = model.to(accelerator.device).eval()
-    progress = tqdm(total=len(todo), desc="predict", disable=not accelerator.is_local_main_process)
-    for batch in _batches(todo, batch_size):
-        arrays = [item.read() for item in batch]
-        inputs = torch.stack(
-            [
-                F.interpolate(_tensor(array)[None], size=size, mode="bilinear", align_corners=False)[0]
-                for array in arrays
-            ]
-        ).to(accelerator.device)
-        with accelerator.autocast():
-            averaged = predict_probabilities(model, inputs, augmentation, model.input_multiple, out_size=size)
-        for item, array, probs in zip(batch, arrays, averaged.float().cpu(), strict=True):
-            full = F.interpolate(probs[None], size=array.shape[:2], mode="bilinear", align_corners=False)[0]
-            classes = full.argmax(0).numpy().astype(np.uint8)
-            targets = paths(item)
-            atomic_write_bytes(targets[LABELS], _png(table[classes] if table is not None else classes), durable=False)
-            if overlays:
-                atomic_write_bytes(targets[OVERLAYS], _png(_overlay(array, classes, taxonomy)), durable=False)
-            if probabilities:
-                from safetensors.torch import save as safetensors_save
+    for item, array, probs in tqdm(
+        predicted_probabilities(model, todo, size, augmentation, accelerator, batch_size),
+        total=len(todo),
+        desc="predict",
+        disable=not accelerator.is_local_main_process,
+    ):
+        classes = full_resolution(probs, array).argmax(0).numpy().astype(np.uint8)
+        targets = paths(item)
+        atomic_write_bytes(targets[LABELS], png_bytes(table[classes] if table is not None else classes), durable=False)
+        if overlays:
+            atomic_write_bytes(targets[OVERLAYS], png_bytes(_overlay(array, classes, taxonomy)), durable=False)
+        if probabilities:
+            from safetensors.torch import save as safetensors_save
 
-                metadata = {
-                    "image_size": f"{array.shape[0]}x{array.shape[1]}",
-                    "classes": json.dumps(model.class_names),
-                }
-                data = safetensors_save({"probabilities": probs.half().contiguous()}, metadata=metadata)
-                atomic_write_bytes(targets[PROBABILITIES], data, durable=False)
-            progress.update(1)
-    progress.close()
+            metadata = {"image_size": f"{array.shape[0]}x{array.shape[1]}", "classes": json.dumps(model.class_names)}
+            data = safetensors_save({"probabilities": probs.half().contiguous()}, metadata=metadata)
+            atomic_write_bytes(targets[PROBABILITIES], data, durable=False)
     record = {
         "model": str(model_path),
         "model_kind": model.kind,
@@ -262,4 +291,16 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).to(torch.float32).div_(255.0)
 
 
-__all__ = ["ImageSource", "InputImage", "dataset_id_table", "image_source", "predict_images", "taxonomy_for"]
+__all__ = [
+    "ImageSource",
+    "InputImage",
+    "dataset_id_table",
+    "full_resolution",
+    "image_source",
+    "load_finished_model",
+    "png_bytes",
+    "predict_images",
+    "predicted_probabilities",
+    "source_taxonomy",
+    "taxonomy_for",
+]

@@ -1,0 +1,236 @@
+"""`distill pseudo-label`: a teacher's predictions, kept only where it is sure, as a dataset to train on.
+
+Each pixel's class is the argmax of the (test-time-augmented) probabilities at the image's own
+resolution; a pixel is kept when it passes every filter given, else it gets the ignore id:
+
+- ``min_confidence``: the winning probability is at least this (DAFormer uses 0.968);
+- ``max_entropy``: the entropy of the probabilities, in nats, is at most this (the
+  incremental-learning work ignores pixels above 0.3);
+- ``class_balanced``: CBST's per-class thresholds: for each class, the confidence at the top
+  ``P`` share of the pixels predicted as that class over all images, so a rare class the teacher
+  is less sure of keeps as large a share of its pixels as a frequent one.
+
+The output folder is a ``folder:`` dataset (``images/``, ``labels/``, ``classes.yaml``) that
+``distill run --data folder:DIR`` trains on directly; as for any folder dataset without
+``train/``/``val/``, every 5th image is its val split. ``pseudo_labels.json`` holds the filters,
+the thresholds, the kept share per class and provenance. Files are written atomically and the
+record last; a killed run is run again with the same command (it starts over: the thresholds of
+``class_balanced`` depend on every image). A folder that holds anything else is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from distill.prediction import (
+    full_resolution,
+    image_source,
+    load_finished_model,
+    png_bytes,
+    predicted_probabilities,
+    source_taxonomy,
+)
+from distill.test_time_augmentation import TestTimeAugmentation
+from prompt_kit.errors import PromptKitError
+from prompt_kit.files import atomic_write_bytes, atomic_write_text
+
+RECORD = "pseudo_labels.json"
+IN_PROGRESS = ".pseudo-label-in-progress"  # a killed run leaves it: running again starts that folder over
+BINS = 1000  # confidence histogram bins per class: thresholds are exact to 0.001
+
+
+def confidence_and_entropy(probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(classes, confidence, entropy in nats)``, each ``[H, W]``, of probabilities ``[C, H, W]``."""
+    confidence, classes = probabilities.max(0)
+    entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(0)
+    return classes, confidence, entropy
+
+
+def class_balanced_thresholds(histograms: np.ndarray, share: float) -> np.ndarray:
+    """Per class, the confidence above which the top ``share`` of its predicted pixels lie.
+
+    ``histograms[c, b]`` counts pixels predicted as ``c`` with confidence in bin ``b`` of
+    ``BINS`` equal bins over [0, 1]; the threshold is the lower edge of the bin where the
+    running count from the top reaches ``share`` of the class's pixels (a class never predicted
+    gets threshold 1, which nothing below certainty passes).
+    """
+    thresholds = np.ones(histograms.shape[0])
+    for index, histogram in enumerate(histograms):
+        total = histogram.sum()
+        if total == 0:
+            continue
+        from_top = np.cumsum(histogram[::-1])
+        bins_needed = int(np.searchsorted(from_top, share * total, side="left")) + 1
+        thresholds[index] = (histograms.shape[1] - bins_needed) / histograms.shape[1]
+    return thresholds
+
+
+def keep_mask(
+    classes: torch.Tensor,
+    confidence: torch.Tensor,
+    entropy: torch.Tensor,
+    min_confidence: float | None,
+    max_entropy: float | None,
+    thresholds: np.ndarray | None,
+) -> torch.Tensor:
+    """Bool ``[H, W]``: the pixels that pass every filter given."""
+    keep = torch.ones_like(confidence, dtype=torch.bool)
+    if min_confidence is not None:
+        keep &= confidence >= min_confidence
+    if max_entropy is not None:
+        keep &= entropy <= max_entropy
+    if thresholds is not None:
+        keep &= confidence >= torch.as_tensor(thresholds, dtype=confidence.dtype)[classes]
+    return keep
+
+
+def check_filters(min_confidence: float | None, max_entropy: float | None, class_balanced: float | None) -> None:
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
+        raise PromptKitError(f"--min-confidence {min_confidence}: a probability in [0, 1] (DAFormer uses 0.968)")
+    if max_entropy is not None and max_entropy < 0:
+        raise PromptKitError(f"--max-entropy {max_entropy}: an entropy in nats >= 0 (e.g. 0.3)")
+    if class_balanced is not None and not 0 < class_balanced <= 1:
+        raise PromptKitError(f"--class-balanced {class_balanced}: the share of each class's pixels kept, in (0, 1]")
+
+
+@torch.no_grad()
+def pseudo_label(
+    model_path: str | Path,
+    images: str,
+    out: str | Path,
+    augmentation: TestTimeAugmentation | None = None,
+    split: str = "train",
+    min_confidence: float | None = None,
+    max_entropy: float | None = None,
+    class_balanced: float | None = None,
+    prompts: str | Path | None = None,
+    batch_size: int = 4,
+) -> dict[str, Any]:
+    """Write a ``folder:`` dataset of ``model_path``'s filtered predictions for ``images`` into ``out``.
+
+    Returns ``pseudo_labels.json``'s content.
+    """
+    from distill.provenance import provenance
+    from distill.training_core import make_accelerator
+
+    check_filters(min_confidence, max_entropy, class_balanced)
+    augmentation = augmentation or TestTimeAugmentation()
+    model, size = load_finished_model(model_path, prompts)
+    source = image_source(images, split)
+    taxonomy = source_taxonomy(source, model, images)
+    out = Path(out)
+    claim_folder(out)
+    accelerator = make_accelerator("auto")
+    model = model.to(accelerator.device).eval()
+    classes_count = model.num_classes
+
+    def probabilities():
+        return tqdm(
+            predicted_probabilities(model, source.images, size, augmentation, accelerator, batch_size),
+            total=len(source.images),
+            desc="pseudo-label",
+            disable=not accelerator.is_local_main_process,
+        )
+
+    thresholds = None
+    kept_probabilities: list[torch.Tensor] | None = None
+    if class_balanced is not None:  # the thresholds need every image first; keep the model-size maps meanwhile
+        histograms = np.zeros((classes_count, BINS), dtype=np.int64)
+        kept_probabilities = []
+        for _, array, probs in probabilities():
+            classes, confidence, _ = confidence_and_entropy(full_resolution(probs, array))
+            bins = (confidence * BINS).long().clamp_(0, BINS - 1)
+            flat = (classes * BINS + bins).flatten()
+            histograms += torch.bincount(flat, minlength=classes_count * BINS).reshape(classes_count, BINS).numpy()
+            kept_probabilities.append(probs.half())
+        thresholds = class_balanced_thresholds(histograms, class_balanced)
+
+    predicted = np.zeros(classes_count, dtype=np.int64)
+    kept = np.zeros(classes_count, dtype=np.int64)
+    stream = (
+        ((item, item.read(), probs.float()) for item, probs in zip(source.images, kept_probabilities, strict=True))
+        if kept_probabilities is not None
+        else probabilities()
+    )
+    for item, array, probs in stream:
+        classes, confidence, entropy = confidence_and_entropy(full_resolution(probs, array))
+        keep = keep_mask(classes, confidence, entropy, min_confidence, max_entropy, thresholds)
+        predicted += torch.bincount(classes.flatten(), minlength=classes_count).numpy()
+        kept += torch.bincount(classes[keep], minlength=classes_count).numpy()
+        label = torch.where(keep, classes, torch.full_like(classes, taxonomy.ignore_index))
+        atomic_write_bytes(
+            out / "labels" / f"{item.name}.png", png_bytes(label.numpy().astype(np.uint8)), durable=False
+        )
+        _write_image(item, array, out / "images")
+    atomic_write_text(out / "classes.yaml", yaml.safe_dump(taxonomy.model_dump(mode="json"), sort_keys=False))
+    per_class = {
+        name: {
+            "predicted_pixels": int(predicted[index]),
+            "kept_pixels": int(kept[index]),
+            "kept_share": round(float(kept[index] / predicted[index]), 4) if predicted[index] else None,
+            **({"threshold": round(float(thresholds[index]), 4)} if thresholds is not None else {}),
+        }
+        for index, name in enumerate(model.class_names)
+    }
+    record = {
+        "model": str(model_path),
+        "model_kind": model.kind,
+        "images": images,
+        "split": split if source.dataset is not None else None,
+        "count": len(source.images),
+        "tta": augmentation.describe(),
+        "min_confidence": min_confidence,
+        "max_entropy": max_entropy,
+        "class_balanced": class_balanced,
+        "kept_share": round(float(kept.sum() / max(1, predicted.sum())), 4),
+        "per_class": per_class,
+        "ignore_index": taxonomy.ignore_index,
+        "provenance": provenance(stage="pseudo-label", teacher_identity=model.identity, device=str(accelerator.device)),
+    }
+    atomic_write_text(out / RECORD, json.dumps(record, indent=2) + "\n")
+    (out / IN_PROGRESS).unlink(missing_ok=True)
+    return record
+
+
+def claim_folder(out: Path) -> None:
+    """Refuse a folder that holds anything but a killed pseudo-label run; mark it as being written."""
+    if out.is_dir() and any(out.iterdir()):
+        if (out / RECORD).is_file():
+            raise PromptKitError(f"{out} already holds finished pseudo-labels: choose another --out or remove it")
+        if not (out / IN_PROGRESS).is_file():
+            raise PromptKitError(f"{out} is not empty and holds no pseudo-labels: choose a new or empty --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / IN_PROGRESS, "a pseudo-label run is writing this folder; run it again to finish\n")
+
+
+def _write_image(item, array: np.ndarray, folder: Path) -> None:
+    """The image beside its label: the original file when there is one, else a PNG of the drawn image."""
+    if item.path is not None:
+        target = folder / f"{item.name}{item.path.suffix.lower()}"
+        staging = target.with_name(f".{target.name}.tmp")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(item.path, staging)
+        staging.replace(target)
+    else:
+        atomic_write_bytes(folder / f"{item.name}.png", png_bytes(array), durable=False)
+
+
+def summary_table(record: dict[str, Any]) -> str:
+    """The per-class kept share as a Markdown table (what the command prints)."""
+    lines = ["| class | predicted pixels | kept | share | threshold |", "|---|---:|---:|---:|---:|"]
+    for name, row in record["per_class"].items():
+        share = "-" if row["kept_share"] is None else f"{row['kept_share']:.3f}"
+        threshold = f"{row['threshold']:.3f}" if "threshold" in row else "-"
+        lines.append(f"| {name} | {row['predicted_pixels']} | {row['kept_pixels']} | {share} | {threshold} |")
+    return "\n".join(lines)
+
+
+__all__ = ["class_balanced_thresholds", "confidence_and_entropy", "keep_mask", "pseudo_label", "summary_table"]

@@ -1,0 +1,124 @@
+"""`distill pseudo-label`: filters by confidence, entropy and class-balanced thresholds; a folder a run trains on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli.distill_cli import distill
+from distill.datasets import create_dataset
+from distill.pseudo_labels import BINS, class_balanced_thresholds, confidence_and_entropy, keep_mask
+from tests.distill.test_prediction import photos
+
+
+def test_confidence_and_entropy_of_known_distributions():
+    probabilities = torch.tensor([[0.9, 0.5, 1 / 3], [0.1, 0.5, 1 / 3], [0.0, 0.0, 1 / 3]])[:, None, :]  # [3, 1, 3]
+    classes, confidence, entropy = confidence_and_entropy(probabilities)
+    assert classes.flatten().tolist() == [0, 0, 0]
+    assert torch.allclose(confidence.flatten(), torch.tensor([0.9, 0.5, 1 / 3]))
+    expected = torch.tensor([-(0.9 * np.log(0.9) + 0.1 * np.log(0.1)), np.log(2), np.log(3)], dtype=torch.float32)
+    assert torch.allclose(entropy.flatten(), expected, atol=1e-6)
+
+
+def test_filters_keep_only_pixels_that_pass_every_one():
+    classes = torch.tensor([[0, 0, 1, 1]])
+    confidence = torch.tensor([[0.99, 0.6, 0.7, 0.5]])
+    entropy = torch.tensor([[0.05, 0.9, 0.2, 1.0]])
+    assert keep_mask(classes, confidence, entropy, 0.968, None, None).tolist() == [[True, False, False, False]]
+    assert keep_mask(classes, confidence, entropy, None, 0.3, None).tolist() == [[True, False, True, False]]
+    per_class = np.array([0.9, 0.55])
+    assert keep_mask(classes, confidence, entropy, None, None, per_class).tolist() == [[True, False, True, False]]
+    assert keep_mask(classes, confidence, entropy, 0.65, 0.5, per_class).tolist() == [[True, False, True, False]]
+    assert keep_mask(classes, confidence, entropy, None, None, None).all()
+
+
+def test_class_balanced_thresholds_keep_the_top_share_of_each_class():
+    rng = np.random.default_rng(0)
+    confident = rng.uniform(0.8, 1.0, 10_000)  # a frequent, sure class
+    unsure = rng.uniform(0.3, 0.6, 500)  # a rare, unsure one
+    histograms = np.zeros((3, BINS), dtype=np.int64)
+    for index, values in enumerate((confident, unsure)):
+        np.add.at(histograms[index], np.minimum((values * BINS).astype(int), BINS - 1), 1)
+    thresholds = class_balanced_thresholds(histograms, 0.2)
+    for index, values in enumerate((confident, unsure)):
+        kept = (values >= thresholds[index]).mean()
+        assert 0.2 <= kept <= 0.2 + 0.01, (index, kept)  # the top 20% of each class, within one bin
+    assert thresholds[1] < 0.6 < thresholds[0]  # a global threshold would keep none of the rare class
+    assert thresholds[2] == 1.0  # never predicted
+
+
+def test_pseudo_labels_are_a_folder_dataset_a_student_trains_on(runner, trained_teacher, tmp_path):
+    images = photos(tmp_path / "photos", sizes=[(32, 48)] * 10)
+    out = tmp_path / "pseudo"
+    args = ["pseudo-label", str(trained_teacher), "--images", str(images), "--out", str(out)]
+    result = runner.invoke(distill, [*args, "--max-entropy", "1.0", "--tta", "flip"])
+    assert result.exit_code == 0, result.output
+    assert "10 images pseudo-labelled" in result.output and "| Sky |" in result.output
+    record = json.loads((out / "pseudo_labels.json").read_text())
+    assert record["max_entropy"] == 1.0 and record["tta"] == "flip" and 0 < record["kept_share"] <= 1
+    assert not (out / ".pseudo-label-in-progress").exists()
+    kept = sum(row["kept_pixels"] for row in record["per_class"].values())
+    labels = np.stack([np.array(Image.open(path)) for path in sorted((out / "labels").iterdir())])
+    assert (labels != 11).sum() == kept and set(np.unique(labels)) <= set(range(12))  # 11: CamVid's ignore id
+    train = create_dataset(f"folder:{out}", "train")
+    assert len(train) == 8 and len(create_dataset(f"folder:{out}", "val")) == 2
+    run = ["run", "--data", f"folder:{out}", "--student", "tiny", "--kd", "none", "--steps", "3"]
+    run += ["--student-size", "32x48", "--out", str(tmp_path / "student"), "--set", "batch_size=4"]
+    trained = runner.invoke(distill, run)
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((tmp_path / "student" / "metrics.json").read_text())["miou"] >= 0
+
+
+def test_stricter_filters_keep_fewer_pixels(runner, trained_teacher, tmp_path):
+    images = photos(tmp_path / "photos", sizes=[(32, 48)] * 3)
+    shares = {}
+    for name, extra in {
+        "all": [],
+        "entropy": ["--max-entropy", "1.5"],
+        "strict": ["--max-entropy", "1.5", "--min-confidence", "0.5"],
+        "balanced": ["--class-balanced", "0.3"],
+    }.items():
+        out = tmp_path / name
+        result = runner.invoke(
+            distill, ["pseudo-label", str(trained_teacher), "--images", str(images), "--out", str(out), *extra]
+        )
+        assert result.exit_code == 0, result.output
+        shares[name] = json.loads((out / "pseudo_labels.json").read_text())["kept_share"]
+    assert shares["all"] == 1.0
+    assert shares["strict"] <= shares["entropy"] <= shares["all"]
+    assert 0.25 <= shares["balanced"] <= 0.4  # about 30% of each class's pixels
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--min-confidence", "1.5"], "--min-confidence 1.5: a probability in [0, 1]"),
+        (["--max-entropy", "-1"], "--max-entropy -1.0: an entropy in nats >= 0"),
+        (["--class-balanced", "0"], "--class-balanced 0.0: the share of each class's pixels kept"),
+    ],
+)
+def test_bad_filters_are_one_line_errors(runner, trained_teacher, tmp_path, extra, message):
+    images = photos(tmp_path / "photos")
+    out = tmp_path / "pseudo"
+    result = runner.invoke(
+        distill, ["pseudo-label", str(trained_teacher), "--images", str(images), "--out", str(out), *extra]
+    )
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not out.exists()
+
+
+def test_a_folder_that_holds_other_things_or_finished_labels_is_refused(runner, trained_teacher, tmp_path):
+    images = photos(tmp_path / "photos")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    args = ["pseudo-label", str(trained_teacher), "--images", str(images), "--out"]
+    refused = runner.invoke(distill, [*args, str(busy)])
+    assert refused.exit_code == 2 and "is not empty and holds no pseudo-labels" in refused.stderr
+    assert runner.invoke(distill, [*args, str(tmp_path / "done")]).exit_code == 0
+    again = runner.invoke(distill, [*args, str(tmp_path / "done")])
+    assert again.exit_code == 2 and "already holds finished pseudo-labels" in again.stderr
