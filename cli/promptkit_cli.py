@@ -285,6 +285,44 @@ def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
     click.echo(f"Tables (md, csv, json) and charts in {out}/; run folders in {out}/teachers and {out}/students.")
 
 
+@promptkit.command(
+    "map",
+    epilog="""Examples:
+
+\b
+  promptkit map --from camvid --to cityscapes --out camvid_to_cityscapes.csv
+  promptkit map --from kitti11 --to camvid --style sentence --encoder clip:/models/sd15 --out map.csv
+""",
+)
+@click.option("--from", "source", required=True, help="Source taxonomy (a built-in dataset with shipped prompt sets).")
+@click.option("--to", "target", required=True, help="Target taxonomy.")
+@click.option("--style", default="label", show_default=True, help="Prompt style whose embeddings are compared.")
+@click.option("--encoder", default="minilm", show_default=True, help="minilm, st:PATH or clip:PATH")
+@click.option("--min-similarity", type=float, default=0.3, show_default=True, help="Below this: void.")
+@click.option("--close", type=float, default=0.05, show_default=True, help="Flag rows whose best two are this close.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The master-labels CSV to write.")
+def map_labels(source, target, style, encoder, min_similarity, close, out) -> None:
+    """Propose a label-space mapping from the class-prompt embeddings, for a person to review."""
+    from prompt_kit.embedding_cache import EmbeddingCache
+    from prompt_kit.encoders import create_encoder, encode_prompt_set
+    from prompt_kit.label_space_proposal import propose_label_map, review_table
+    from prompt_kit.resources import prompts_dir
+
+    text_encoder, cache = create_encoder(encoder), EmbeddingCache()
+    embeddings = []
+    for dataset in (source, target):
+        path = prompts_dir() / dataset / f"{style}.yaml"
+        if not path.is_file():
+            shipped = sorted(p.parent.name for p in prompts_dir().glob(f"*/{style}.yaml"))
+            raise PromptKitError(f"no shipped {style} prompt set for {dataset!r}: choose from {', '.join(shipped)}")
+        embeddings.append(encode_prompt_set(load_prompt_set(path), text_encoder, cache))
+    mapping, matches = propose_label_map(*embeddings, min_similarity=min_similarity, close=close)
+    mapping.save(out)
+    click.echo(review_table(matches))
+    flagged = sum(match.close or match.void for match in matches)
+    click.echo(f"wrote {out} ({len(matches)} {source} classes onto {target}; {flagged} to review)", err=True)
+
+
 def main() -> None:
     promptkit(prog_name="promptkit")
 
