@@ -383,11 +383,14 @@ def predict(model, images, out, split, tta, ids, overlays, probabilities, prompt
 @click.option("--max-entropy", type=float, default=None, help="Keep pixels whose entropy (nats) is at most this.")
 @click.option("--class-balanced", type=float, default=None, help="Keep each class's most confident share P (CBST).")
 @click.option(
+    "--priors", type=click.Path(dir_okay=False), help="Master-labels CSV: restrict each pixel by its source label."
+)
+@click.option(
     "--prompts", type=click.Path(dir_okay=False), help="A diffusion teacher: condition it on this prompt set."
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 def pseudo_label_command(
-    model, images, out, split, tta, min_confidence, max_entropy, class_balanced, prompts, batch_size
+    model, images, out, split, tta, min_confidence, max_entropy, class_balanced, priors, prompts, batch_size
 ) -> None:
     """Pseudo-labels: a teacher's confident predictions as a folder: dataset that distill run trains on."""
     from distill.pseudo_labels import pseudo_label, summary_table
@@ -395,7 +398,8 @@ def pseudo_label_command(
 
     record = pseudo_label(
         model, images, out, TestTimeAugmentation.parse(tta), split=split, min_confidence=min_confidence,
-        max_entropy=max_entropy, class_balanced=class_balanced, prompts=prompts, batch_size=batch_size,
+        max_entropy=max_entropy, class_balanced=class_balanced, priors=priors, prompts=prompts,
+        batch_size=batch_size,
     )  # fmt: skip
     click.echo(summary_table(record))
     click.echo(

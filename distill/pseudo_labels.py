@@ -10,6 +10,10 @@ resolution; a pixel is kept when it passes every filter given, else it gets the 
   ``P`` share of the pixels predicted as that class over all images, so a rare class the teacher
   is less sure of keeps as large a share of its pixels as a frequent one.
 
+With ``priors`` (a master-labels CSV from the images' own labels to the model's classes, as the
+label-space unification work has it) the probabilities are first restricted, pixel by pixel, to
+the classes the pixel's source label allows; a void source label keeps nothing.
+
 The output folder is a ``folder:`` dataset (``images/``, ``labels/``, ``classes.yaml``) that
 ``distill run --data folder:DIR`` trains on directly; as for any folder dataset without
 ``train/``/``val/``, every 5th image is its val split. ``pseudo_labels.json`` holds the filters,
@@ -37,6 +41,7 @@ from distill.prediction import (
     png_bytes,
     predicted_probabilities,
     source_taxonomy,
+    taxonomy_for,
 )
 from distill.test_time_augmentation import TestTimeAugmentation
 from prompt_kit.errors import PromptKitError
@@ -111,12 +116,15 @@ def pseudo_label(
     min_confidence: float | None = None,
     max_entropy: float | None = None,
     class_balanced: float | None = None,
+    priors: str | Path | None = None,
     prompts: str | Path | None = None,
     batch_size: int = 4,
 ) -> dict[str, Any]:
     """Write a ``folder:`` dataset of ``model_path``'s filtered predictions for ``images`` into ``out``.
 
-    Returns ``pseudo_labels.json``'s content.
+    ``priors``: a master-labels CSV from the images' own (source) classes to the model's; each
+    pixel's probabilities are restricted to the classes its source label allows (``images`` must
+    be a dataset spec with labels). Returns ``pseudo_labels.json``'s content.
     """
     from distill.provenance import provenance
     from distill.training_core import make_accelerator
@@ -125,12 +133,28 @@ def pseudo_label(
     augmentation = augmentation or TestTimeAugmentation()
     model, size = load_finished_model(model_path, prompts)
     source = image_source(images, split)
-    taxonomy = source_taxonomy(source, model, images)
+    mapping = None
+    if priors is not None:
+        if source.dataset is None:
+            raise PromptKitError("--priors needs --images to be a dataset spec with labels (camvid:PATH, ...)")
+        from prompt_kit.label_space import read_label_map
+
+        mapping = read_label_map(priors, source.dataset.taxonomy.class_names, model.class_names)
+        taxonomy = taxonomy_for(model.class_names)
+    else:
+        taxonomy = source_taxonomy(source, model, images)
     out = Path(out)
     claim_folder(out)
     accelerator = make_accelerator("auto")
     model = model.to(accelerator.device).eval()
     classes_count = model.num_classes
+
+    def with_priors(index: int, probs: torch.Tensor, array: np.ndarray) -> torch.Tensor:
+        full = full_resolution(probs, array)
+        if mapping is None:
+            return full
+        labels = source.dataset[index][1]
+        return mapping.restrict(full[None], labels[None].to(full.device))[0]
 
     def probabilities():
         return tqdm(
@@ -145,8 +169,8 @@ def pseudo_label(
     if class_balanced is not None:  # the thresholds need every image first; keep the model-size maps meanwhile
         histograms = np.zeros((classes_count, BINS), dtype=np.int64)
         kept_probabilities = []
-        for _, array, probs in probabilities():
-            classes, confidence, _ = confidence_and_entropy(full_resolution(probs, array))
+        for index, (_, array, probs) in enumerate(probabilities()):
+            classes, confidence, _ = confidence_and_entropy(with_priors(index, probs, array))
             bins = (confidence * BINS).long().clamp_(0, BINS - 1)
             flat = (classes * BINS + bins).flatten()
             histograms += torch.bincount(flat, minlength=classes_count * BINS).reshape(classes_count, BINS).numpy()
@@ -160,9 +184,12 @@ def pseudo_label(
         if kept_probabilities is not None
         else probabilities()
     )
-    for item, array, probs in stream:
-        classes, confidence, entropy = confidence_and_entropy(full_resolution(probs, array))
+    for index, (item, array, probs) in enumerate(stream):
+        restricted = with_priors(index, probs, array)
+        classes, confidence, entropy = confidence_and_entropy(restricted)
         keep = keep_mask(classes, confidence, entropy, min_confidence, max_entropy, thresholds)
+        if mapping is not None:
+            keep &= restricted.sum(0) > 0  # a void source label allows no class
         predicted += torch.bincount(classes.flatten(), minlength=classes_count).numpy()
         kept += torch.bincount(classes[keep], minlength=classes_count).numpy()
         label = torch.where(keep, classes, torch.full_like(classes, taxonomy.ignore_index))
@@ -190,6 +217,7 @@ def pseudo_label(
         "min_confidence": min_confidence,
         "max_entropy": max_entropy,
         "class_balanced": class_balanced,
+        "priors": None if priors is None else str(priors),
         "kept_share": round(float(kept.sum() / max(1, predicted.sum())), 4),
         "per_class": per_class,
         "ignore_index": taxonomy.ignore_index,

@@ -96,6 +96,11 @@ class RunConfig(BaseModel):
     steps: int = Field(default=600, ge=0, description="0: evaluate the initial weights (e.g. init_weights) only")
     batch_size: int = Field(default=8, ge=1)
     teacher_size: ImageSize | None = Field(default=None, description="default: the teacher's training size")
+    teacher_label_map: str | None = Field(
+        default=None,
+        description="a master-labels CSV from the teacher's classes to the data's: KD with a teacher in another "
+        "label space sums its probabilities over the classes mapped to each student class",
+    )
     student_size: ImageSize = (96, 128)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 2e-3
@@ -166,12 +171,26 @@ RUN_CHECKPOINT = Path("checkpoints") / "last"
 BEST_WEIGHTS = Path("checkpoints") / "best" / "model.safetensors"
 
 
-def load_run_teacher(config: RunConfig) -> tuple[Teacher, tuple[int, int]]:
-    """The frozen teacher of ``config.teacher`` (conditioned on ``--prompts`` if given) and its input size."""
+def load_run_teacher(config: RunConfig, data_classes: list[str] | None = None) -> tuple[Teacher, tuple[int, int]]:
+    """The frozen teacher of ``config.teacher`` (conditioned on ``--prompts`` if given) and its input size.
+
+    With ``teacher_label_map`` the teacher is seen through it in the data's classes (``data_classes``,
+    read from ``config.data`` when not given).
+    """
     folder = TeacherFolder(config.teacher)
     teacher = folder.load(config.prompts)
     size = tuple(config.teacher_size) if config.teacher_size else folder.image_size
     teacher.check_size(size)
+    if config.teacher_label_map:
+        from prompt_kit.label_space import read_label_map
+        from teacher.label_space import LabelSpaceTeacher
+
+        if data_classes is None:
+            from distill.datasets import create_dataset
+
+            data_classes = create_dataset(config.data, "train").taxonomy.class_names
+        mapping = read_label_map(config.teacher_label_map, teacher.class_names, data_classes)
+        teacher = LabelSpaceTeacher(teacher, mapping)
     return teacher, size
 
 
@@ -222,12 +241,13 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     taxonomy = train_data.taxonomy
     teacher, teacher_size = None, config.student_size
     if config.teacher:
-        teacher, teacher_size = load_run_teacher(config)
+        teacher, teacher_size = load_run_teacher(config, taxonomy.class_names)
         if teacher.class_names != taxonomy.class_names:
             raise PromptKitError(
                 f"the teacher predicts {teacher.num_classes} classes ({teacher.class_names[0]}, ...) "
                 f"but {config.data} has {taxonomy.num_classes} ({taxonomy.class_names[0]}, ...): "
-                "use a teacher trained on this dataset's taxonomy"
+                "use a teacher trained on this dataset's taxonomy, or map its classes with --set "
+                "teacher_label_map=FILE.csv (promptkit map proposes one)"
             )
         teacher = teacher.to(accelerator.device)
     train_data.validate(max_files=64)

@@ -122,3 +122,47 @@ def test_a_folder_that_holds_other_things_or_finished_labels_is_refused(runner, 
     assert runner.invoke(distill, [*args, str(tmp_path / "done")]).exit_code == 0
     again = runner.invoke(distill, [*args, str(tmp_path / "done")])
     assert again.exit_code == 2 and "already holds finished pseudo-labels" in again.stderr
+
+
+CAMVID = [
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+]
+
+
+def test_priors_keep_only_classes_the_source_label_allows(runner, trained_teacher, camvid_root, tmp_path):
+    rows = [f"{index},{name},{name}" + (",Pavement" if name == "Road" else "") for index, name in enumerate(CAMVID)]
+    priors = tmp_path / "priors.csv"
+    priors.write_text("\n".join([*rows, "255,void"]) + "\n")
+    out = tmp_path / "pseudo"
+    args = ["pseudo-label", str(trained_teacher), "--images", f"camvid:{camvid_root}", "--split", "train"]
+    result = runner.invoke(distill, [*args, "--out", str(out), "--priors", str(priors)])
+    assert result.exit_code == 0, result.output
+    source = create_dataset(f"camvid:{camvid_root}", "train")
+    for index, (image_path, _) in enumerate(source.files):
+        labels = np.array(Image.open(out / "labels" / f"{image_path.stem}.png"))
+        own = source[index][1].numpy()
+        pavement, road = CAMVID.index("Pavement"), CAMVID.index("Road")
+        plain = (own < 11) & (own != pavement)
+        assert np.array_equal(labels[plain], own[plain])  # one allowed class: the source's own
+        assert set(np.unique(labels[own == pavement])) <= {road, pavement}
+        assert (labels[own == 11] == 11).all()  # unlabelled source pixels allow nothing: ignored
+    assert json.loads((out / "pseudo_labels.json").read_text())["priors"] == str(priors)
+
+
+def test_priors_need_labelled_images(runner, trained_teacher, tmp_path):
+    priors = tmp_path / "priors.csv"
+    priors.write_text("0,Sky,Sky\n")
+    images = photos(tmp_path / "photos")
+    args = ["pseudo-label", str(trained_teacher), "--images", str(images), "--out", str(tmp_path / "p")]
+    result = runner.invoke(distill, [*args, "--priors", str(priors)])
+    assert result.exit_code == 2 and "--priors needs --images to be a dataset spec" in result.stderr
