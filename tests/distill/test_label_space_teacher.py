@@ -13,11 +13,7 @@ from cli.distill_cli import distill
 from prompt_kit.label_space import read_label_map
 from teacher import TeacherFolder
 from teacher.label_space import LabelSpaceTeacher
-from tests.distill.conftest import (
-    random_image,
-    save_image,
-    trained_teacher,  # noqa: F401 (the session fixture)
-)
+from tests.distill.conftest import random_image, save_image
 
 THREE = ["ground", "vehicle", "other"]
 MAP = """0,ground,Road,Pavement
