@@ -408,6 +408,44 @@ def pseudo_label_command(
     )
 
 
+@distill.command(
+    epilog="""Examples:
+
+\b
+  distill vdna --model runs/camvid-lite2 --layers encoder,decoder --data camvid:../shared/data/camvid \\
+      --out vdna/camvid.safetensors
+  distill vdna --model runs/camvid-lite2 --layers encoder,decoder --data photos/ --against vdna/camvid.safetensors \\
+      --out vdna/photos.safetensors --ranking vdna/photos_ranking.csv     (each photo's distance to CamVid)
+""",
+)
+@click.option("--model", "model_path", required=True, type=click.Path(), help="A teacher folder or a student run.")
+@click.option("--layers", required=True, help="Comma-separated feature maps (encoder,decoder; up0,... for diffusion).")
+@click.option("--data", "images", required=True, help="A dataset spec (with --split), a folder, an image or a glob.")
+@click.option("--split", default="train", show_default=True, help="The split, when --data is a dataset spec.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The vDNA file (.safetensors).")
+@click.option("--bins", type=click.IntRange(min=2), default=1000, show_default=True, help="Histogram bins per neuron.")
+@click.option("--against", type=click.Path(dir_okay=False), help="A source vDNA: use its bins and measure against it.")
+@click.option("--ranking", type=click.Path(dir_okay=False), help="With --against: each image's distance, as CSV.")
+def vdna(model_path, layers, images, split, out, bins, against, ranking) -> None:
+    """Visual DNA: per-neuron activation histograms of a dataset, and distances between datasets and images."""
+    from distill.vdna import dataset_vdna, write_ranking
+
+    if ranking and not against:
+        raise click.UsageError("--ranking needs --against SOURCE_VDNA (the distances are to it)")
+    names = [name.strip() for name in layers.split(",") if name.strip()]
+    result, image_names, distances, distance = dataset_vdna(
+        model_path, images, names, split=split, bins=bins, against=against
+    )
+    result.save(out, metadata={"model": str(model_path), "data": images, "split": split})
+    message = f"wrote {out}: {result.images} images, layers {', '.join(names)}"
+    if distance is not None:
+        message += f"; distance to {against}: {distance:.4f}"
+    if ranking:
+        write_ranking(ranking, image_names, distances)
+        message += f"; per-image ranking in {ranking}"
+    click.echo(message)
+
+
 def main() -> None:
     distill(prog_name="distill")
 
