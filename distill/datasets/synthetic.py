@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from distill.datasets.segmentation_dataset import SegmentationDataset
-from distill.datasets.street_scene import draw_street_scene
+from distill.datasets.street_scene import DOMAINS, draw_street_scene
 from distill.datasets.taxonomy_choice import require_classes
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes
@@ -43,7 +43,10 @@ class SyntheticStreets(SegmentationDataset):
         size: tuple[int, int] = DEFAULT_SIZE,
         seed: int = 0,
         taxonomy: Taxonomy | None = None,
+        domain: str = "source",
     ) -> None:
+        if domain not in DOMAINS:
+            raise PromptKitError(f"synthetic domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
         if split not in SPLIT_STREAMS:
             raise PromptKitError(f"synthetic has no split {split!r}; choose one of {', '.join(self.splits)}")
         count = DEFAULT_COUNTS[split] if count is None else count
@@ -59,15 +62,18 @@ class SyntheticStreets(SegmentationDataset):
         self.count = count
         self.size = (int(size[0]), int(size[1]))
         self.seed = seed
+        self.domain = domain
         self.files = []
         self._memo: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._memo_limit = max(0, MEMO_BYTES // (self.size[0] * self.size[1] * 4))
 
     @classmethod
     def from_spec(cls, argument: str, split: str, taxonomy: Taxonomy | None) -> SyntheticStreets:
-        """``synthetic`` or ``synthetic:count=200,size=128x176,seed=0`` (size is height x width)."""
+        """``synthetic`` or ``synthetic:count=200,size=128x176,seed=0,domain=target`` (size is height x width)."""
         options = parse_options(argument)
-        return cls(split, count=options.count, size=options.size, seed=options.seed, taxonomy=taxonomy)
+        return cls(
+            split, count=options.count, size=options.size, seed=options.seed, taxonomy=taxonomy, domain=options.domain
+        )
 
     def __len__(self) -> int:
         return self.count
@@ -79,8 +85,10 @@ class SyntheticStreets(SegmentationDataset):
         index %= self.count
         if index in self._memo:
             return self._memo[index]
-        rng = np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], index])
-        scene = draw_street_scene(self.size[0], self.size[1], rng)
+        stream = [self.seed, SPLIT_STREAMS[self.split], index] + (
+            [DOMAINS.index(self.domain)] if self.domain != "source" else []
+        )
+        scene = draw_street_scene(self.size[0], self.size[1], np.random.default_rng(stream), self.domain)
         if len(self._memo) < self._memo_limit:
             self._memo[index] = scene  # shared by later reads: callers copy before changing it
         return scene
@@ -92,7 +100,9 @@ class SyntheticStreets(SegmentationDataset):
 
     def __repr__(self) -> str:
         height, width = self.size
-        return f"SyntheticStreets(split={self.split!r}, count={self.count}, size={height}x{width}, seed={self.seed})"
+        domain = "" if self.domain == "source" else f", domain={self.domain!r}"
+        options = f"count={self.count}, size={height}x{width}, seed={self.seed}{domain}"
+        return f"SyntheticStreets(split={self.split!r}, {options})"
 
 
 class SyntheticOptions(NamedTuple):
@@ -101,6 +111,7 @@ class SyntheticOptions(NamedTuple):
     count: int | None = None
     size: tuple[int, int] = DEFAULT_SIZE
     seed: int = 0
+    domain: str = "source"  # target: the shifted domain (distill adapt's test bed)
 
 
 def parse_options(argument: str) -> SyntheticOptions:
@@ -117,6 +128,10 @@ def parse_options(argument: str) -> SyntheticOptions:
             if key == "size":
                 height, width = value.lower().split("x")
                 values[key] = (int(height), int(width))
+            elif key == "domain":
+                if value not in DOMAINS:
+                    raise PromptKitError(f"synthetic option domain={value!r}: expected one of {', '.join(DOMAINS)}")
+                values[key] = value
             else:
                 values[key] = int(value)
         except ValueError:

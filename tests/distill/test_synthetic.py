@@ -108,3 +108,21 @@ def test_write_synthetic_refuses_a_folder_in_use(tmp_path):
     (tmp_path / "old.txt").write_text("keep me")
     with pytest.raises(PromptKitError, match="not an empty folder"):
         write_synthetic(tmp_path, count_train=1, count_val=1)
+
+
+def test_the_target_domain_shifts_appearance_and_layout_but_keeps_the_classes():
+    source = create_dataset("synthetic:count=12,size=64x96", "train")
+    target = create_dataset("synthetic:count=12,size=64x96,domain=target", "train")
+    again = create_dataset("synthetic:count=12,size=64x96,domain=target", "train")
+    assert np.array_equal(target.scene(3)[0], again.scene(3)[0])  # deterministic
+    source_images = np.stack([source.scene(i)[0] for i in range(12)]).astype(np.float32)
+    target_images = np.stack([target.scene(i)[0] for i in range(12)]).astype(np.float32)
+    assert target_images.mean() < 0.8 * source_images.mean()  # darker
+    assert (
+        target_images[..., 2].mean() / target_images[..., 0].mean()
+        > source_images[..., 2].mean() / source_images[..., 0].mean()
+    )
+    labels = np.stack([target.scene(i)[1] for i in range(12)])
+    assert set(np.unique(labels)) <= set(range(12)) and len(np.unique(labels)) >= 8
+    with pytest.raises(PromptKitError, match="domain=.night.: expected one of source, target"):
+        create_dataset("synthetic:domain=night", "train")
