@@ -446,6 +446,35 @@ def vdna(model_path, layers, images, split, out, bins, against, ranking) -> None
     click.echo(message)
 
 
+@distill.command(
+    epilog="""Examples:
+
+\b
+  distill adapt --teacher runs/synth-lite2 --student runs/synth-student --source synthetic:size=96x128 \\
+      --target synthetic:size=96x128,domain=target --buckets 4 --order asc --out runs/adapt
+""",
+)
+@click.option("--teacher", required=True, type=click.Path(), help="The teacher folder that pseudo-labels each bucket.")
+@click.option("--student", required=True, type=click.Path(), help="The finished student run to adapt.")
+@click.option("--source", required=True, help="The source domain's data spec.")
+@click.option("--target", required=True, help="The target domain's data spec (val labels: evaluation only).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The adaptation folder.")
+@click.option("--buckets", type=click.IntRange(min=1), default=None, help="Buckets of target images (default 4).")
+@click.option("--order", type=click.Choice(["asc", "desc", "random"]), default=None, help="By vDNA distance.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
+def adapt(teacher, student, source, target, out, buckets, order, config_file, overrides) -> None:
+    """Adapt a student to a target domain in vDNA-ordered buckets of pseudo-labelled images."""
+    from distill.adaptation import AdaptConfig, adapt_table
+    from distill.adaptation import adapt as run_adaptation
+    from distill.configuration import load_config
+
+    base = {"teacher": teacher, "student": student, "source": source, "target": target, "out": out}
+    config = load_config(AdaptConfig, config_file, list(overrides), {**base, "buckets": buckets, "order": order})
+    record = run_adaptation(config)
+    click.echo(adapt_table(record))
+
+
 def main() -> None:
     distill(prog_name="distill")
 

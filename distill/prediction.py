@@ -83,7 +83,7 @@ def image_source(spec: str, split: str = "test") -> ImageSource:
 
     dataset = create_dataset(spec, split)
     files = getattr(dataset, "files", None)
-    if files is not None:
+    if files:  # drawn datasets (synthetic) have none
         images = _named_files([image for image, _ in files], spec)
     else:
         width = len(str(len(dataset)))

@@ -35,6 +35,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from distill.prediction import (
+    ImageSource,
     full_resolution,
     image_source,
     load_finished_model,
@@ -109,7 +110,7 @@ def check_filters(min_confidence: float | None, max_entropy: float | None, class
 @torch.no_grad()
 def pseudo_label(
     model_path: str | Path,
-    images: str,
+    images: str | ImageSource,
     out: str | Path,
     augmentation: TestTimeAugmentation | None = None,
     split: str = "train",
@@ -132,7 +133,8 @@ def pseudo_label(
     check_filters(min_confidence, max_entropy, class_balanced)
     augmentation = augmentation or TestTimeAugmentation()
     model, size = load_finished_model(model_path, prompts)
-    source = image_source(images, split)
+    source = images if isinstance(images, ImageSource) else image_source(images, split)
+    images = images if isinstance(images, str) else f"{len(source.images)} images"
     mapping = None
     if priors is not None:
         if source.dataset is None:

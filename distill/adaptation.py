@@ -1,0 +1,212 @@
+"""`distill adapt`: a student adapted to a new domain in buckets of unlabelled images, ordered by vDNA.
+
+After the incremental-learning work (a Cityscapes DeepLabV3+ adapted to KITTI-360): the target
+domain's train images are ranked by their Visual DNA distance to the source domain (per image,
+against the source's vDNA on the same bins, at the student's ``layers``) and cut into ``buckets``
+(``asc``: nearest first, ``desc``: farthest first, ``random``: a seeded shuffle). For each bucket
+in turn: the teacher pseudo-labels it (a pixel whose prediction entropy exceeds ``max_entropy``
+nats, 0.3 there, is ignored), the student of the previous bucket is KD-fine-tuned on it
+(``distill run`` with its weights as ``init_weights``), and the result is evaluated on the source
+and the target val splits (the target's labels are used for nothing else). The table shows, per
+bucket, the target gain and the source forgetting against the unadapted student.
+
+Every bucket is a folder (``bucket_<k>/pseudo`` a ``folder:`` dataset, ``bucket_<k>/run`` a run
+folder), ``adapt.json`` is rewritten atomically after each bucket, and a killed run continues
+with the same command: finished buckets are read back, a killed fine-tuning resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prompt_kit.errors import PromptKitError
+from prompt_kit.files import atomic_write_text
+
+Order = Literal["asc", "desc", "random"]
+RECORD = "adapt.json"
+
+
+class AdaptConfig(BaseModel):
+    """What one adaptation run does; fields not given come from the student run's own config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher: str
+    student: str = Field(description="the finished student run to adapt")
+    source: str = Field(description="the source domain's data spec (its train split gives the reference vDNA)")
+    target: str = Field(description="the target domain's data spec (train: unlabelled buckets; val: evaluation)")
+    out: str
+    buckets: int = Field(default=4, ge=1)
+    order: Order = "asc"
+    layers: tuple[str, ...] = ("encoder",)
+    bins: int = Field(default=1000, ge=2)
+    max_entropy: float | None = Field(default=0.3, ge=0)
+    tta: str | None = None
+    steps_per_bucket: int = Field(default=200, ge=1)
+    kd: str = "dist"
+    lr: float | None = Field(default=None, gt=0, description="default: a tenth of the student run's")
+    seed: int = 0
+
+
+def bucket_order(distances: list[float], buckets: int, order: Order, seed: int) -> list[list[int]]:
+    """Image indices in ``buckets`` nearly equal, contiguous groups of the chosen order."""
+    if buckets > len(distances):
+        raise PromptKitError(f"--buckets {buckets} is more than the {len(distances)} target images")
+    indices = sorted(range(len(distances)), key=lambda i: (distances[i], i))
+    if order == "desc":
+        indices.reverse()
+    elif order == "random":
+        random.Random(seed).shuffle(indices)
+    size, extra = divmod(len(indices), buckets)
+    groups, start = [], 0
+    for bucket in range(buckets):
+        end = start + size + (1 if bucket < extra else 0)
+        groups.append(indices[start:end])
+        start = end
+    return groups
+
+
+def _evaluate(run: Path, source: str, target: str) -> dict[str, float]:
+    from distill.saved_evaluation import evaluate_saved
+
+    return {
+        "source_miou": round(evaluate_saved(run, data=source, split="val")["miou"], 4),
+        "target_miou": round(evaluate_saved(run, data=target, split="val")["miou"], 4),
+    }
+
+
+def adapt(config: AdaptConfig) -> dict[str, Any]:
+    """Run (or continue) the adaptation; returns ``adapt.json``'s content."""
+    from distill.prediction import ImageSource, image_source
+    from distill.pseudo_labels import RECORD as PSEUDO_RECORD
+    from distill.pseudo_labels import pseudo_label
+    from distill.saved_evaluation import find_run_folder
+    from distill.student_training import RunConfig, train_student
+    from distill.test_time_augmentation import TestTimeAugmentation
+    from distill.vdna import dataset_vdna
+
+    out = Path(config.out)
+    student_run, weights = find_run_folder(Path(config.student))
+    if not (student_run / "metrics.json").is_file():
+        raise PromptKitError(f"{config.student} is not a finished run: adapt a student that finished training")
+    record_path = out / RECORD
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record["config"] != config.model_dump(mode="json"):
+            raise PromptKitError(f"{out} holds an adaptation with other settings: choose another --out")
+    else:
+        if out.is_dir() and any(out.iterdir()):
+            raise PromptKitError(f"{out} is not empty and holds no adaptation: choose a new or empty --out")
+        record = {"config": config.model_dump(mode="json"), "unadapted": None, "order": None, "buckets": []}
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+
+    if record["unadapted"] is None:
+        record["unadapted"] = _evaluate(student_run, config.source, config.target)
+        save()
+    target = image_source(config.target, "train")
+    if record["order"] is None:
+        reference = out / "source_vdna.safetensors"
+        vdna, _, _, _ = dataset_vdna(student_run, config.source, list(config.layers), split="train", bins=config.bins)
+        vdna.save(reference, metadata={"model": str(student_run), "data": config.source})
+        _, names, distances, distance = dataset_vdna(
+            student_run, config.target, list(config.layers), split="train", bins=config.bins, against=reference
+        )
+        groups = bucket_order(distances, config.buckets, config.order, config.seed)
+        record["order"] = {
+            "target_distance": round(distance, 6),
+            "buckets": [[names[i] for i in group] for group in groups],
+            "mean_distance": [round(sum(distances[i] for i in group) / len(group), 6) for group in groups],
+        }
+        save()
+    by_name = {item.name: item for item in target.images}
+    base = RunConfig.model_validate(load_config_dict(student_run))
+    previous = weights
+    for index, names in enumerate(record["order"]["buckets"]):
+        folder = out / f"bucket_{index}"
+        run = folder / "run"
+        if index < len(record["buckets"]):
+            previous = run / "checkpoints" / "best" / "model.safetensors"
+            continue
+        pseudo = folder / "pseudo"
+        if not (pseudo / PSEUDO_RECORD).is_file():
+            kept = pseudo_label(
+                config.teacher,
+                ImageSource([by_name[name] for name in names]),
+                pseudo,
+                TestTimeAugmentation.parse(config.tta),
+                max_entropy=config.max_entropy,
+            )
+        else:
+            kept = json.loads((pseudo / PSEUDO_RECORD).read_text())
+        overrides = {
+            "data": f"folder:{pseudo}",
+            "teacher": config.teacher,
+            "kd": config.kd,
+            "steps": config.steps_per_bucket,
+            "eval_every": config.steps_per_bucket,
+            "checkpoint_every": max(1, config.steps_per_bucket // 2),
+            "lr": config.lr or base.lr / 10,
+            "warmup_steps": 0,
+            "seed": config.seed + index,
+            "init_weights": str(previous),
+            "student_pretrained": None,
+            "holdout": 0,
+            "out": str(run),
+            "panels": 0,
+        }
+        if not (run / "metrics.json").is_file():  # else it finished before the record was written
+            run_config = RunConfig.model_validate({**base.model_dump(mode="python"), **overrides})
+            train_student(run_config, resume=(run / "checkpoints").is_dir())
+        scores = _evaluate(run, config.source, config.target)
+        unadapted = record["unadapted"]
+        record["buckets"].append(
+            {
+                "bucket": index,
+                "images": len(names),
+                "mean_distance": record["order"]["mean_distance"][index],
+                "kept_share": kept["kept_share"],
+                **scores,
+                "target_gain": round(scores["target_miou"] - unadapted["target_miou"], 4),
+                "source_forgetting": round(unadapted["source_miou"] - scores["source_miou"], 4),
+            }
+        )
+        save()
+        previous = run / "checkpoints" / "best" / "model.safetensors"
+    return record
+
+
+def load_config_dict(run: Path) -> dict[str, Any]:
+    from prompt_kit.readers import read_yaml
+
+    values = read_yaml(run / "config.yaml", "run config") or {}
+    if not isinstance(values, dict):
+        raise PromptKitError(f"{run / 'config.yaml'} is not a run config")
+    return values
+
+
+def adapt_table(record: dict[str, Any]) -> str:
+    """The per-bucket table (Markdown): the target gain and the source forgetting after each bucket."""
+    unadapted = record["unadapted"]
+    lines = [
+        "| after bucket | images | mean vDNA distance | pixels kept | target mIoU | gain | source mIoU | forgetting |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| (unadapted) | | | | {unadapted['target_miou']:.3f} | | {unadapted['source_miou']:.3f} | |",
+    ]
+    for row in record["buckets"]:
+        lines.append(
+            f"| {row['bucket']} | {row['images']} | {row['mean_distance']:.4f} | {row['kept_share']:.2f} | "
+            f"{row['target_miou']:.3f} | {row['target_gain']:+.3f} | {row['source_miou']:.3f} | "
+            f"{row['source_forgetting']:+.3f} |"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["AdaptConfig", "adapt", "adapt_table", "bucket_order"]
