@@ -22,6 +22,7 @@ from distill.configuration import ImageSize, config_to_yaml
 from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
 from distill.datasets.paired_views import check_augmentation
+from distill.datasets.unlabelled import has_unlabelled
 from distill.kd_terms import (
     KDTerm,
     KDTermSpec,
@@ -96,6 +97,13 @@ class RunConfig(BaseModel):
     steps: int = Field(default=600, ge=0, description="0: evaluate the initial weights (e.g. init_weights) only")
     batch_size: int = Field(default=8, ge=1)
     teacher_size: ImageSize | None = Field(default=None, description="default: the teacher's training size")
+    unlabelled_kd_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="images without labels (images:PATH): KD at the pixels where the teacher's top probability "
+        "is at least this",
+    )
     teacher_label_map: str | None = Field(
         default=None,
         description="a master-labels CSV from the teacher's classes to the data's: KD with a teacher in another "
@@ -251,6 +259,10 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
             )
         teacher = teacher.to(accelerator.device)
     train_data.validate(max_files=64)
+    if has_unlabelled(train_data) and not terms:
+        raise PromptKitError(
+            f"{config.data} has unlabelled images, which teach nothing without a teacher: pass --teacher and --kd"
+        )
     set_seed(config.seed)  # building the teacher drew from the RNG: the student's init must depend on the seed only
     student = build_network(config, taxonomy.num_classes).to(memory_format=config.memory_format)
     if terms:
@@ -293,7 +305,11 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         images = normalize_images(batch["student_image"]).contiguous(memory_format=config.memory_format)
         labels = batch["student_label"]
         logits, features = student(images, return_features=True)
-        loss = config.ce_weight * F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=ignore_index)
+        if (labels != ignore_index).any():
+            ce = F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=ignore_index)
+        else:  # a batch of unlabelled images only: its mean over no pixel would be nan
+            ce = logits.float().sum() * 0.0
+        loss = config.ce_weight * ce
         logged = {"ce": loss.item()}
         if not terms:
             return loss, logged
@@ -304,6 +320,10 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         else:
             teacher_logits, teacher_features = batch["teacher_logits"], batch.get("teacher_features")
         valid = kd_pixel_mask(labels, teacher_logits, ignore_index, config.kd_pixels)
+        if "labelled" in batch and not bool(batch["labelled"].all()):
+            unlabelled = ~batch["labelled"].to(valid.device)
+            sure = teacher_confidence(teacher_logits, labels.shape[-2:]) >= config.unlabelled_kd_confidence
+            valid = torch.where(unlabelled[:, None, None], sure, valid)
         logged["kd_pixel_fraction"] = (valid.sum() / (labels != ignore_index).sum().clamp_min(1)).item()
         distilled, values = kd_loss(
             terms, (logits, features), (teacher_logits, teacher_features), valid, batch["step"], config.steps
@@ -360,6 +380,14 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()  # gloo workers abort at exit without it
     return final
+
+
+def teacher_confidence(teacher_logits: torch.Tensor, size) -> torch.Tensor:
+    """The teacher's top class probability ``[B, H, W]`` at the labels' size (the mask of unlabelled images)."""
+    logits = teacher_logits.detach().float()
+    if logits.shape[-2:] != tuple(size):
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    return logits.softmax(1).amax(1)
 
 
 def _dry_forward(terms: list[KDTerm], student, teacher, config: RunConfig, teacher_size, device) -> None:

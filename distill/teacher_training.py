@@ -24,6 +24,7 @@ from distill.class_weights import ClassWeighting, class_weights
 from distill.configuration import ImageSize, config_to_yaml
 from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
+from distill.datasets.unlabelled import has_unlabelled
 from distill.provenance import provenance
 from distill.run_folder import RunFolder, open_run_folder
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
@@ -201,6 +202,8 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
     set_seed(config.seed)
     prompt_set = load_prompt_set(config.prompts)
     train_data, val_data = training_and_evaluation_data(config.data, config.holdout)
+    if has_unlabelled(train_data):
+        raise PromptKitError(f"{config.data} has unlabelled images: a teacher trains on labels, drop the images: part")
     prompt_set.check_against(train_data.taxonomy)
     train_data.validate(max_files=64)
     encoder_spec = config.encoder or (f"clip:{config.pretrained}" if config.pretrained else "minilm")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from distill.datasets.camvid import CamVidDataset
 from distill.datasets.cityscapes import CityscapesDataset
 from distill.datasets.folder import FolderDataset
@@ -9,10 +11,11 @@ from distill.datasets.kitti import KittiDataset
 from distill.datasets.segmentation_dataset import SegmentationDataset
 from distill.datasets.synthetic import SyntheticStreets
 from distill.datasets.taxonomy_choice import resolve_taxonomy
+from distill.datasets.unlabelled import MixedDataset, UnlabelledImages
 from prompt_kit.errors import PromptKitError
 from prompt_kit.taxonomy import Taxonomy
 
-_READER_LIST = [CamVidDataset, KittiDataset, CityscapesDataset, FolderDataset, SyntheticStreets]
+_READER_LIST = [CamVidDataset, KittiDataset, CityscapesDataset, FolderDataset, SyntheticStreets, UnlabelledImages]
 READERS = {reader.reader_name: reader for reader in _READER_LIST}
 SPEC_EXAMPLES = {
     "camvid": "camvid:PATH",
@@ -20,6 +23,7 @@ SPEC_EXAMPLES = {
     "cityscapes": "cityscapes:PATH",
     "folder": "folder:PATH",
     "synthetic": "synthetic[:count=200,size=128x176,seed=0]",
+    "images": "images:PATH (unlabelled, mixed: camvid:DATA+images:PATH)",
 }
 
 
@@ -42,6 +46,9 @@ def create_dataset(spec: str, split: str = "train", taxonomy: Taxonomy | str | N
     Returns:
         A ``SegmentationDataset``; unknown names and bad paths raise ``PromptKitError``.
     """
+    parts = split_mixed_spec(spec)
+    if len(parts) > 1:
+        return _mixed_dataset(spec, parts, split, taxonomy)
     name, _, argument = spec.partition(":")
     name = name.strip().lower()
     if name not in READERS:
@@ -49,3 +56,26 @@ def create_dataset(spec: str, split: str = "train", taxonomy: Taxonomy | str | N
     if name != "synthetic" and not argument.strip():
         raise PromptKitError(f"dataset {name} needs a path: {SPEC_EXAMPLES[name]}")
     return READERS[name].from_spec(argument.strip(), split, resolve_taxonomy(taxonomy))
+
+
+def split_mixed_spec(spec: str) -> list[str]:
+    """``camvid:A+images:B`` -> ``["camvid:A", "images:B"]``: a ``+`` splits only before a reader's name."""
+    names = "|".join(sorted(READERS, key=len, reverse=True))
+    return [part for part in re.split(rf"\+(?=(?:{names})(?::|\+|$))", spec) if part]
+
+
+def _mixed_dataset(spec: str, parts: list[str], split: str, taxonomy) -> SegmentationDataset:
+    """The labelled parts (and, for train, the unlabelled ones in their taxonomy) as one dataset."""
+    labelled_specs = [part for part in parts if not part.strip().lower().startswith("images:")]
+    if not labelled_specs:
+        raise PromptKitError(f"{spec}: every part is unlabelled; mix in a labelled dataset for the classes and val")
+    labelled = [create_dataset(part, split, taxonomy) for part in labelled_specs]
+    if split != "train":
+        return labelled[0] if len(labelled) == 1 else MixedDataset(labelled, spec)
+    classes = labelled[0].taxonomy
+    datasets, pending = [], iter(labelled)
+    for part in parts:
+        datasets.append(
+            create_dataset(part, split, classes) if part.strip().lower().startswith("images:") else next(pending)
+        )
+    return MixedDataset(datasets, spec)

@@ -34,6 +34,11 @@ class SubsetDataset(SegmentationDataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.dataset[self.indices[index]]
 
+    def is_labelled(self, index: int) -> bool:
+        from distill.datasets.unlabelled import is_labelled
+
+        return is_labelled(self.dataset, self.indices[index])
+
     def validate(self, max_files: int | None = None) -> None:
         """Checks the whole source dataset: a bad file anywhere in it is worth knowing of."""
         self.dataset.validate(max_files)

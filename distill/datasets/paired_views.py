@@ -28,6 +28,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from distill.datasets.segmentation_dataset import SegmentationDataset
+from distill.datasets.unlabelled import is_labelled
 
 Size = tuple[int, int]
 JITTER_KEYS = ("brightness", "contrast", "saturation")
@@ -121,6 +122,7 @@ class PairedViews(Dataset):
             item[f"{role}_label"] = apply_geometry(label, params, size, InterpolationMode.NEAREST_EXACT, fill=ignore)
         item["params"] = params
         item["index"] = index
+        item["labelled"] = is_labelled(self.dataset, index)
         return item
 
 
