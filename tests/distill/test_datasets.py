@@ -40,7 +40,7 @@ def one_line_error(excinfo) -> str:
 
 
 def test_every_reader_is_listed():
-    assert list_datasets() == ["camvid", "cityscapes", "folder", "kitti", "synthetic"]
+    assert list_datasets() == ["camvid", "cityscapes", "folder", "images", "kitti", "synthetic"]
 
 
 def test_unknown_reader_names_the_valid_ones():
