@@ -6,7 +6,8 @@ against the source's vDNA on the same bins, at the student's ``layers``) and cut
 (``asc``: nearest first, ``desc``: farthest first, ``random``: a seeded shuffle). For each bucket
 in turn: the teacher pseudo-labels it (a pixel whose prediction entropy exceeds ``max_entropy``
 nats, 0.3 there, is ignored), the student of the previous bucket is KD-fine-tuned on it
-(``distill run`` with its weights as ``init_weights``), and the result is evaluated on the source
+(``distill run`` with its weights as ``init_weights``; with ``replay`` on the bucket mixed with
+the source's labelled train split, ``SOURCE+folder:BUCKET``), and the result is evaluated on the source
 and the target val splits (the target's labels are used for nothing else). The table shows, per
 bucket, the target gain and the source forgetting against the unadapted student.
 
@@ -49,6 +50,10 @@ class AdaptConfig(BaseModel):
     tta: str | None = None
     steps_per_bucket: int = Field(default=200, ge=1)
     kd: str = "dist"
+    replay: bool = Field(
+        default=False,
+        description="train each bucket mixed with the source's labelled train split (against forgetting)",
+    )
     lr: float | None = Field(default=None, gt=0, description="default: a tenth of the student run's")
     seed: int = 0
 
@@ -147,7 +152,7 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
         else:
             kept = json.loads((pseudo / PSEUDO_RECORD).read_text())
         overrides = {
-            "data": f"folder:{pseudo}",
+            "data": f"{config.source}+folder:{pseudo}" if config.replay else f"folder:{pseudo}",
             "teacher": config.teacher,
             "kd": config.kd,
             "steps": config.steps_per_bucket,

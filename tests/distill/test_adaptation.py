@@ -100,3 +100,13 @@ def test_adapt_needs_a_finished_student(runner, trained_teacher, tmp_path, monke
         )
     result = runner.invoke(distill, adapt_args(trained_teacher, killed, tmp_path / "adapt"))
     assert result.exit_code == 2 and "finished run" in result.stderr, result.output
+
+
+def test_replay_trains_each_bucket_beside_the_source_labels(runner, trained_teacher, student_run, tmp_path):
+    out = tmp_path / "replay"
+    args = adapt_args(trained_teacher, student_run, out) + ["--set", "replay=true", "--set", "steps_per_bucket=2"]
+    args[args.index("--buckets") + 1] = "1"
+    result = runner.invoke(distill, args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "bucket_0" / "run" / "provenance.json").read_text())["config"]
+    assert config["data"] == f"{DATA}+folder:{out / 'bucket_0' / 'pseudo'}"
