@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from distill.datasets.domain_shift import shift_appearance, target_street
 from distill.datasets.scene_canvas import (
     BICYCLIST,
     BUILDING,
@@ -101,7 +102,7 @@ def draw_street_scene(
         horizon=height * rng.uniform(0.4, 0.53),
         centre=width * rng.uniform(0.38, 0.62),
     )
-    street = _random_street(rng) if domain == "source" else _target_street(rng)
+    street = _random_street(rng) if domain == "source" else target_street(_random_street(rng), rng)
     canvas = Canvas(_sky(height, width, camera, street, rng), SKY)
     _draw_skyline(canvas, camera, rng)
     _draw_ground(canvas, camera, street, rng)
@@ -114,50 +115,8 @@ def draw_street_scene(
         draw()
     image, label = _finish(canvas, street, rng)
     if domain == "target":
-        image = _shift_appearance(image, camera, rng)
+        image = shift_appearance(image, camera.horizon, rng)
     return image, label
-
-
-def _target_street(rng: np.random.Generator) -> Street:
-    """The target domain's layout: suburban and open streets more often, wider roads, more autumn."""
-    street = _random_street(rng)
-    style = str(rng.choice(["urban", "suburban", "open"], p=[0.2, 0.4, 0.4]))
-    odds = {"urban": 0.95, "suburban": 0.8, "open": 0.35}[style]
-    return Street(
-        style=style,
-        road_left=street.road_left * rng.uniform(1.1, 1.5),
-        road_right=street.road_right * rng.uniform(1.1, 1.5),
-        pavement=street.pavement,
-        setback=street.setback,
-        buildings=(bool(rng.random() < odds), bool(rng.random() < odds)),
-        street_end=street.street_end,
-        sun_side=int(rng.choice([-1, 0, 1], p=[0.15, 0.7, 0.15])),
-        autumn=bool(rng.random() < 0.5),
-    )
-
-
-def _shift_appearance(image: np.ndarray, camera: Camera, rng: np.random.Generator) -> np.ndarray:
-    """Palette, light and weather of the target domain, on a finished image."""
-    height, width = image.shape[:2]
-    pixels = image.astype(np.float32) / 255.0
-    cast = np.array([rng.uniform(0.75, 0.9), rng.uniform(0.85, 1.0), rng.uniform(1.05, 1.3)], np.float32)
-    mix = rng.uniform(0.15, 0.35)  # a partial channel rotation: every class's colours move
-    pixels = (1 - mix) * pixels + mix * pixels[..., [1, 2, 0]]
-    pixels = pixels * cast * rng.uniform(0.45, 0.8)  # dusk to night
-    rows = np.arange(height, dtype=np.float32)[:, None, None]
-    fog = np.clip(1.0 - np.abs(rows - camera.horizon) / (0.6 * height), 0.0, 1.0) * rng.uniform(0.25, 0.6)
-    grey = np.float32(rng.uniform(0.35, 0.6))
-    pixels = pixels * (1 - fog) + grey * fog
-    if rng.random() < 0.6:  # rain: short bright streaks
-        streaks = np.zeros((height, width), np.float32)
-        count = int(height * width * rng.uniform(0.002, 0.006))
-        ys, xs = rng.integers(0, height, count), rng.integers(0, width, count)
-        length = max(2, height // 24)
-        for step in range(length):
-            streaks[np.clip(ys + step, 0, height - 1), np.clip(xs + step // 3, 0, width - 1)] = 0.35
-        pixels = pixels + streaks[..., None]
-    pixels += rng.standard_normal(pixels.shape, dtype=np.float32) * rng.uniform(0.01, 0.04)  # sensor noise
-    return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def _random_street(rng: np.random.Generator) -> Street:
