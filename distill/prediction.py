@@ -159,6 +159,18 @@ def _batches(items: list[InputImage], size: int) -> Iterator[list[InputImage]]:
         yield items[start : start + size]
 
 
+def run_record(model_path, model, images: str, split: str, source: ImageSource, augmentation) -> dict[str, Any]:
+    """What every output record of a prediction run starts with: the model, the images, the augmentation."""
+    return {
+        "model": str(model_path),
+        "model_kind": model.kind,
+        "images": images,
+        "split": split if source.dataset is not None else None,
+        "count": len(source.images),
+        "tta": augmentation.describe(),
+    }
+
+
 def load_finished_model(model_path: str | Path, prompts: str | Path | None = None):
     """``(teacher, input size)`` of a finished teacher folder or student run (a run folder teaches too)."""
     from teacher import TeacherFolder
@@ -269,14 +281,9 @@ def predict_images(
             data = safetensors_save({"probabilities": probs.half().contiguous()}, metadata=metadata)
             atomic_write_bytes(targets[PROBABILITIES], data, durable=False)
     record = {
-        "model": str(model_path),
-        "model_kind": model.kind,
-        "images": images,
-        "split": split if source.dataset is not None else None,
-        "count": len(source.images),
+        **run_record(model_path, model, images, split, source, augmentation),
         "predicted": len(todo),
         "skipped": len(source.images) - len(todo),
-        "tta": augmentation.describe(),
         "ids": ids,
         "input_size": list(size),
         "class_names": model.class_names,
@@ -301,6 +308,7 @@ __all__ = [
     "png_bytes",
     "predict_images",
     "predicted_probabilities",
+    "run_record",
     "source_taxonomy",
     "taxonomy_for",
 ]

@@ -41,6 +41,7 @@ from distill.prediction import (
     load_finished_model,
     png_bytes,
     predicted_probabilities,
+    run_record,
     source_taxonomy,
     taxonomy_for,
 )
@@ -210,12 +211,7 @@ def pseudo_label(
         for index, name in enumerate(model.class_names)
     }
     record = {
-        "model": str(model_path),
-        "model_kind": model.kind,
-        "images": images,
-        "split": split if source.dataset is not None else None,
-        "count": len(source.images),
-        "tta": augmentation.describe(),
+        **run_record(model_path, model, images, split, source, augmentation),
         "min_confidence": min_confidence,
         "max_entropy": max_entropy,
         "class_balanced": class_balanced,
