@@ -39,10 +39,11 @@ from torch.utils.data import Dataset, RandomSampler
 from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
 from distill.losses import create_loss, kd_pixel_mask
-from distill.network_teacher import OFFLINE_IMAGENET, network_teacher_config
+from distill.network_teacher import network_teacher_config
 from distill.student_training import RunConfig, build_network, evaluate_student, load_run_teacher, train_student
 from distill.training_core import make_accelerator, poly_factor
 from student import normalize_images
+from student.registry import OFFLINE_IMAGENET_NETWORKS
 
 
 class StudentInputs(Dataset):
@@ -239,7 +240,7 @@ def main() -> None:
             ))  # fmt: skip
         common = {
             "data": args.data, "teacher": teacher, "student": args.student,
-            "student_pretrained": "imagenet" if args.student in OFFLINE_IMAGENET else None,
+            "student_pretrained": "imagenet" if args.student in OFFLINE_IMAGENET_NETWORKS else None,
             "student_size": size, "kd": args.kd, "steps": args.steps, "eval_every": args.steps,
             "checkpoint_every": args.steps, "panels": 0, "seed": args.seed,
         }  # fmt: skip

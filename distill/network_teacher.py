@@ -18,8 +18,8 @@ from typing import Any
 
 from distill.configuration import load_config
 from distill.student_training import RunConfig, require_student
+from student.registry import OFFLINE_IMAGENET_NETWORKS
 
-OFFLINE_IMAGENET = ("efficientnet_lite0", "efficientnet_lite2")
 # Sized for two CPU cores: EfficientNet-Lite2 at 192x256 trains at ~2 steps/s, 2000 steps in ~20 min, to val
 # mIoU 0.667 on CamVid (README, "Real CamVid: a network teacher above the student"). Evaluated once, at the end:
 # the teacher's weights are not chosen on val.
@@ -50,7 +50,8 @@ def network_teacher_config(
     weights = {"student_pretrained": "imagenet"} if pretrained == "imagenet" else {"init_weights": pretrained}
     size = options.pop("image_size", None)
     base = {**options, "student": model, "kd": "none", **weights, "student_size": size}
-    defaults = {**NETWORK_TEACHER_DEFAULTS, "student_pretrained": "imagenet" if model in OFFLINE_IMAGENET else None}
+    imagenet = "imagenet" if model in OFFLINE_IMAGENET_NETWORKS else None
+    defaults = {**NETWORK_TEACHER_DEFAULTS, "student_pretrained": imagenet}
     return load_config(RunConfig, config_file, list(overrides or []), base, defaults=defaults)
 
 

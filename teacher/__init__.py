@@ -1,13 +1,15 @@
-"""Teachers: one interface (``Teacher``) for a prompt-conditioned diffusion teacher and any segmentation network.
+"""Teachers: one interface (``Teacher``) for prompt-conditioned teachers and any segmentation network.
 
-``TeacherFolder`` reads every kind of teacher folder; ``DiffusionSegTeacher`` is the
-text-conditioned model, conditioned on ClassEmbeddings (never on strings).
+``TeacherFolder`` reads every kind of teacher folder. The prompt-conditioned models take
+ClassEmbeddings (never strings): ``DiffusionSegTeacher`` (a UNet pass, then a head) and
+``EmbeddingClassifiedNetwork`` (a pretrained network whose classifier is the class embeddings).
 """
 
 from __future__ import annotations
 
 from teacher.checkpoint import build_teacher, load_teacher, save_teacher
 from teacher.config import TeacherConfig
+from teacher.embedding_classified_network import EmbeddingClassifiedNetwork
 from teacher.folder import TeacherFolder, write_network_descriptor
 from teacher.interface import FeatureInfo, Teacher, freeze
 from teacher.model import DiffusionSegTeacher
@@ -16,6 +18,7 @@ from teacher.prompt_conditioned import PromptConditionedTeacher
 
 __all__ = [
     "DiffusionSegTeacher",
+    "EmbeddingClassifiedNetwork",
     "FeatureInfo",
     "NetworkTeacher",
     "PromptConditionedTeacher",

@@ -17,7 +17,10 @@ from prompt_kit.files import atomic_write_bytes, atomic_write_text
 from prompt_kit.readers import read_json, read_safetensors
 from prompt_kit.yaml_files import describe_validation_error
 from teacher.config import TEACHER_FORMAT, TeacherConfig
+from teacher.embedding_classified_network import EmbeddingClassifiedNetwork
 from teacher.model import DiffusionSegTeacher
+
+PromptTeacherModel = DiffusionSegTeacher | EmbeddingClassifiedNetwork
 
 CONFIG_NAME = "teacher_config.json"
 WEIGHTS_NAME = "teacher.safetensors"
@@ -32,8 +35,13 @@ def check_diffusers_folder(folder: Path) -> None:
         )
 
 
-def build_teacher(config: TeacherConfig) -> DiffusionSegTeacher:
-    """A fresh teacher: the tiny pixel-space UNet, or the UNet/VAE/scheduler of ``config.pretrained``."""
+def build_teacher(config: TeacherConfig, imagenet: bool = True) -> PromptTeacherModel:
+    """A fresh teacher: the tiny pixel-space UNet, the UNet/VAE/scheduler of ``config.pretrained``, or a network.
+
+    ``imagenet=False`` skips a network's ImageNet weights (a saved teacher's own replace them).
+    """
+    if config.architecture == "network":
+        return EmbeddingClassifiedNetwork(config, imagenet=imagenet)
     if config.pretrained is None:
         return DiffusionSegTeacher(config)
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -46,8 +54,10 @@ def build_teacher(config: TeacherConfig) -> DiffusionSegTeacher:
     return DiffusionSegTeacher(config, unet=unet, vae=vae, scheduler=scheduler)
 
 
-def saved_state_keys(teacher: DiffusionSegTeacher) -> list[str]:
+def saved_state_keys(teacher: PromptTeacherModel) -> list[str]:
     """The state-dict keys a teacher folder (and a training checkpoint) holds: not the frozen pretrained parts."""
+    if isinstance(teacher, EmbeddingClassifiedNetwork):
+        return list(teacher.state_dict())  # trained end to end
     skip = (
         ("vae.",)
         + (() if teacher.config.finetune_latent else ("latent_encoder.",))
@@ -56,12 +66,12 @@ def saved_state_keys(teacher: DiffusionSegTeacher) -> list[str]:
     return [key for key in teacher.state_dict() if not key.startswith(skip)]
 
 
-def _saved_state(teacher: DiffusionSegTeacher) -> dict:
+def _saved_state(teacher: PromptTeacherModel) -> dict:
     keep = set(saved_state_keys(teacher))
     return {key: value.detach().cpu().contiguous() for key, value in teacher.state_dict().items() if key in keep}
 
 
-def save_teacher(teacher: DiffusionSegTeacher, folder: str | Path) -> Path:
+def save_teacher(teacher: PromptTeacherModel, folder: str | Path) -> Path:
     """Write the config and the weights (safetensors, atomically) into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,7 +84,7 @@ def describe(exc: ValueError) -> str:
     return describe_validation_error(exc) if isinstance(exc, pydantic.ValidationError) else str(exc).splitlines()[0]
 
 
-def load_teacher(folder: str | Path) -> DiffusionSegTeacher:
+def load_teacher(folder: str | Path) -> PromptTeacherModel:
     """A teacher saved by :func:`save_teacher`; a folder that is not one is a clear error."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
@@ -97,7 +107,7 @@ def load_teacher(folder: str | Path) -> DiffusionSegTeacher:
             f"attention layers heads of attention_head_dim channels (format {TEACHER_FORMAT}): retrain it with "
             "`distill teacher`"
         )
-    teacher = build_teacher(config)
+    teacher = build_teacher(config, imagenet=False)
     state = read_safetensors(weights_path, "teacher weights")
     missing, unexpected = teacher.load_state_dict(state, strict=False)
     expected_missing = {key for key in teacher.state_dict() if key not in _saved_state(teacher)}

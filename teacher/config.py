@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prompt_kit.class_embeddings import ClassEmbeddings
+from prompt_kit.errors import PromptKitError
+
 ClassProjection = Literal["mlp", "linear", "frozen"]
 TEACHER_FORMAT = 2  # bumped when the same config would build a different tiny teacher
 
@@ -24,6 +27,15 @@ class TeacherConfig(BaseModel):
 
     num_classes: int = Field(ge=2)
     embedding_dim: int = Field(ge=1, description="D of the class embeddings (cross_attention_dim)")
+    architecture: Literal["diffusion", "network"] = Field(
+        default="diffusion",
+        description="diffusion: a UNet pass conditioned on the prompts, then a head; network: a pretrained "
+        "segmentation network trained end to end whose classifier is the class embeddings "
+        "(teacher/embedding_classified_network.py); the UNet and latent settings do not apply to it",
+    )
+    network: str = Field(
+        default="efficientnet_lite2", description="architecture network: a registered network (student.list_networks)"
+    )
     pretrained: str | None = Field(default=None, description="local Stable Diffusion diffusers folder")
     freeze_unet: bool = True
     latent: Literal["auto", "pixels", "vae", "efficientnet_lite0", "efficientnet_lite2"] = Field(
@@ -67,6 +79,19 @@ class TeacherConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
+        if self.architecture == "network":
+            from student import list_networks
+
+            if self.network not in list_networks():
+                raise ValueError(f"unknown network {self.network!r}: choose one of {', '.join(list_networks())}")
+            given = {"pretrained": self.pretrained is not None, "latent": self.latent != "auto"}
+            given["finetune_latent"] = self.finetune_latent
+            diffusion_only = [name for name, is_set in given.items() if is_set]
+            if diffusion_only:
+                raise ValueError(
+                    f"{diffusion_only[0]} is a diffusion setting: architecture network trains its whole network"
+                )
+            return self
         if self.pretrained is None and len(self.attention_levels) != len(self.block_out_channels):
             raise ValueError("attention_levels needs one entry per block_out_channels level")
         if self.latent == "vae" and self.pretrained is None:
@@ -76,6 +101,19 @@ class TeacherConfig(BaseModel):
         if self.pretrained is not None and self.latent not in ("auto", "vae"):
             raise ValueError(f"latent {self.latent} trains its own UNet: drop pretrained (a Stable Diffusion folder)")
         return self
+
+    def check_embeddings(self, embeddings: ClassEmbeddings) -> None:
+        """Class embeddings this teacher can take: one per class, of its embedding dimension."""
+        if embeddings.num_classes != self.num_classes:
+            raise PromptKitError(
+                f"the teacher predicts {self.num_classes} classes but the class embeddings have "
+                f"{embeddings.num_classes}: use a prompt set of the teacher's taxonomy"
+            )
+        if embeddings.tokens.shape[-1] != self.embedding_dim:
+            raise PromptKitError(
+                f"class embeddings have {embeddings.tokens.shape[-1]} dimensions, the teacher expects "
+                f"{self.embedding_dim}: use the encoder the teacher was trained with"
+            )
 
     @property
     def resolved_latent(self) -> str:

@@ -2,8 +2,9 @@
 
 Two kinds of folder teach:
 
-- **diffusion** (``distill teacher --prompts``): ``teacher_config.json``, ``teacher.safetensors``,
-  ``class_embeddings.safetensors``, ``config.yaml`` (its training size), ``metrics.json``.
+- **prompt** (``distill teacher --prompts``, a diffusion teacher or an embedding-classified
+  network): ``teacher_config.json``, ``teacher.safetensors``, ``class_embeddings.safetensors``,
+  ``config.yaml`` (its training size), ``metrics.json``.
 - **network** (``distill teacher --model`` or any finished ``distill run``): ``network.json``
   (network name, class names, input size), ``checkpoints/best/model.safetensors``,
   ``config.yaml``, ``metrics.json``. Run folders written before ``network.json`` existed are read
@@ -32,7 +33,7 @@ NETWORK_NAME = "network.json"
 NETWORK_WEIGHTS = Path("checkpoints") / "best" / "model.safetensors"
 DEFAULT_DIFFUSION_SIZE = (96, 128)  # TeacherTrainingConfig's default, for folders whose config.yaml lacks it
 
-TeacherKind = Literal["diffusion", "network"]
+TeacherKind = Literal["prompt", "network"]
 
 
 def write_network_descriptor(folder: str | Path, network: str, class_names: list[str], image_size) -> Path:
@@ -47,7 +48,7 @@ class TeacherFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if (self.path / CONFIG_NAME).is_file():
-            self.kind: TeacherKind = "diffusion"
+            self.kind: TeacherKind = "prompt"
         elif (self.path / NETWORK_NAME).is_file() or (self.path / NETWORK_WEIGHTS).is_file():
             self.kind = "network"
         else:
@@ -124,13 +125,13 @@ class TeacherFolder:
         return height, width
 
     def class_embeddings(self) -> ClassEmbeddings:
-        """The embeddings a diffusion teacher was trained with."""
-        if self.kind != "diffusion":
+        """The embeddings a prompt-conditioned teacher was trained with."""
+        if self.kind != "prompt":
             raise PromptKitError(f"{self.path} holds a network teacher: it takes no class embeddings")
         return ClassEmbeddings.load(self.path / EMBEDDINGS_NAME)
 
     def weight_files(self) -> list[Path]:
-        if self.kind == "diffusion":
+        if self.kind == "prompt":
             return [self.path / CONFIG_NAME, self.path / WEIGHTS_NAME]
         return [path for path in (self.path / NETWORK_NAME, self.path / NETWORK_WEIGHTS) if path.is_file()]
 
@@ -166,8 +167,8 @@ class TeacherFolder:
         return encode_prompt_set(prompt_set, create_encoder(embeddings.encoder), EmbeddingCache())
 
     def load(self, prompts: str | Path | None = None) -> Teacher:
-        """The frozen teacher; ``prompts`` conditions a diffusion teacher on another prompt set."""
-        if self.kind == "diffusion":
+        """The frozen teacher; ``prompts`` conditions a prompt-conditioned teacher on another prompt set."""
+        if self.kind == "prompt":
             from teacher.checkpoint import load_teacher
             from teacher.prompt_conditioned import PromptConditionedTeacher
 

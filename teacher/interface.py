@@ -31,7 +31,7 @@ class Teacher(nn.Module):
     """A frozen segmentation teacher; subclasses implement :meth:`predict`.
 
     Attributes:
-        kind: ``"diffusion"`` or ``"network"``: what made it (for messages and provenance only).
+        kind: ``"diffusion"``, ``"prompt_network"`` or ``"network"``: what made it (for messages and provenance only).
         class_names: the taxonomy it predicts, in label-id order.
         input_multiple: image sides must be multiples of this.
     """

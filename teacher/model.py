@@ -151,16 +151,7 @@ class DiffusionSegTeacher(nn.Module):
         return states.expand(batch, -1, -1), mask, token_to_class
 
     def check_embeddings(self, embeddings: ClassEmbeddings) -> None:
-        if embeddings.num_classes != self.config.num_classes:
-            raise PromptKitError(
-                f"the teacher predicts {self.config.num_classes} classes but the class embeddings have "
-                f"{embeddings.num_classes}: use a prompt set of the teacher's taxonomy"
-            )
-        if embeddings.tokens.shape[-1] != self.config.embedding_dim:
-            raise PromptKitError(
-                f"class embeddings have {embeddings.tokens.shape[-1]} dimensions, the teacher expects "
-                f"{self.config.embedding_dim}: use the encoder the teacher was trained with"
-            )
+        self.config.check_embeddings(embeddings)
 
     # -- forward ------------------------------------------------------------------------------
     def unet_pass(self, images: torch.Tensor, embeddings: ClassEmbeddings):

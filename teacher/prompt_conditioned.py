@@ -1,8 +1,9 @@
-"""The diffusion teacher behind the Teacher interface: a DiffusionSegTeacher and its class embeddings.
+"""A prompt-conditioned teacher behind the Teacher interface: the model and its class embeddings.
 
-The model takes ``ClassEmbeddings`` (never strings); this wrapper holds the embeddings a run
-uses (the teacher's own, or another prompt set's of the same taxonomy) as buffers, so they move
-with the module and the teacher reads like any other: images in, logits out.
+The model is a ``DiffusionSegTeacher`` or an ``EmbeddingClassifiedNetwork``; both take
+``ClassEmbeddings`` (never strings). This wrapper holds the embeddings a run uses (the teacher's
+own, or another prompt set's of the same taxonomy) as buffers, so they move with the module and
+the teacher reads like any other: images in, logits out.
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ import dataclasses
 import torch
 
 from prompt_kit.class_embeddings import ClassEmbeddings
+from teacher.checkpoint import PromptTeacherModel
 from teacher.interface import Teacher
-from teacher.model import DiffusionSegTeacher
 
 
 class PromptConditionedTeacher(Teacher):
-    """``DiffusionSegTeacher(images, embeddings)`` as a :class:`Teacher`; logits at 1/4 of the input."""
+    """``model(images, embeddings)`` as a :class:`Teacher`; logits at the model's stride (4, or the network's)."""
 
-    kind = "diffusion"
-
-    def __init__(self, model: DiffusionSegTeacher, embeddings: ClassEmbeddings, identity: str | None = None) -> None:
+    def __init__(self, model: PromptTeacherModel, embeddings: ClassEmbeddings, identity: str | None = None) -> None:
         model.check_embeddings(embeddings)
         super().__init__(embeddings.class_names, model.input_multiple, identity)
+        self.kind = "diffusion" if model.config.architecture == "diffusion" else "prompt_network"
         self.model = model
         self.register_buffer("tokens", embeddings.tokens.detach().clone(), persistent=True)
         self.register_buffer("attention_mask", embeddings.attention_mask.detach().clone(), persistent=True)

@@ -8,6 +8,7 @@ from distill.datasets.camvid import CamVidDataset
 from distill.datasets.cityscapes import CityscapesDataset
 from distill.datasets.folder import FolderDataset
 from distill.datasets.kitti import KittiDataset
+from distill.datasets.remapped import remapped, split_map_options
 from distill.datasets.segmentation_dataset import SegmentationDataset
 from distill.datasets.synthetic import SyntheticStreets
 from distill.datasets.taxonomy_choice import resolve_taxonomy
@@ -25,6 +26,7 @@ SPEC_EXAMPLES = {
     "synthetic": "synthetic[:count=200,size=128x176,seed=0]",
     "images": "images:PATH (unlabelled, mixed: camvid:DATA+images:PATH)",
 }
+LABEL_MAP_EXAMPLE = "SPEC@map=FILE.csv,to=TAXONOMY (labels read in another label space)"
 
 
 def list_datasets() -> list[str]:
@@ -37,7 +39,9 @@ def create_dataset(spec: str, split: str = "train", taxonomy: Taxonomy | str | N
 
     Args:
         spec: ``camvid:PATH``, ``kitti:PATH``, ``cityscapes:PATH``, ``folder:PATH`` or
-            ``synthetic[:count=N,size=HxW,seed=S]``.
+            ``synthetic[:count=N,size=HxW,seed=S]``; ``A+images:B`` mixes in unlabelled images;
+            ``SPEC@map=FILE.csv,to=TAXONOMY`` reads the labels in another label space
+            (``distill.datasets.remapped``).
         split: ``train`` or ``val`` (CamVid and synthetic also ``test``).
         taxonomy: a ``Taxonomy``, a built-in name or a file. Required for ``folder`` without a
             ``classes.yaml``; for ``kitti``/``cityscapes`` it picks ``cityscapes`` (default) or
@@ -49,6 +53,14 @@ def create_dataset(spec: str, split: str = "train", taxonomy: Taxonomy | str | N
     parts = split_mixed_spec(spec)
     if len(parts) > 1:
         return _mixed_dataset(spec, parts, split, taxonomy)
+    base, map_options = split_map_options(spec)
+    if map_options is not None:
+        target = resolve_taxonomy(map_options["to"])
+        wanted = resolve_taxonomy(taxonomy)
+        same = wanted is None or (wanted.class_names, wanted.ignore_index) == (target.class_names, target.ignore_index)
+        if not same:
+            raise PromptKitError(f"{spec}: its labels become {target.name!r}, but {wanted.name!r} was asked for")
+        return remapped(create_dataset(base, split), map_options, target, spec)
     name, _, argument = spec.partition(":")
     name = name.strip().lower()
     if name not in READERS:
