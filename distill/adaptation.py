@@ -11,6 +11,10 @@ the source's labelled train split, ``SOURCE+folder:BUCKET``), and the result is 
 and the target val splits (the target's labels are used for nothing else). The table shows, per
 bucket, the target gain and the source forgetting against the unadapted student.
 
+``min_kept_share`` is a label-free guard: a bucket whose pseudo-labels keep less than that share
+of its pixels (the teacher is unsure of most of it) is skipped, and the student stays as it was.
+The share is known before any training and uses no target label.
+
 Every bucket is a folder (``bucket_<k>/pseudo`` a ``folder:`` dataset, ``bucket_<k>/run`` a run
 folder), ``adapt.json`` is rewritten atomically after each bucket, and a killed run continues
 with the same command: finished buckets are read back, a killed fine-tuning resumes.
@@ -53,6 +57,12 @@ class AdaptConfig(BaseModel):
     replay: bool = Field(
         default=False,
         description="train each bucket mixed with the source's labelled train split (against forgetting)",
+    )
+    min_kept_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="skip a bucket whose pseudo-labels keep less than this share of its pixels (None: train on all)",
     )
     lr: float | None = Field(default=None, gt=0, description="default: a tenth of the student run's")
     seed: int = 0
@@ -138,7 +148,8 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
         folder = out / f"bucket_{index}"
         run = folder / "run"
         if index < len(record["buckets"]):
-            previous = run / "checkpoints" / "best" / "model.safetensors"
+            if not record["buckets"][index].get("skipped"):
+                previous = run / "checkpoints" / "best" / "model.safetensors"
             continue
         pseudo = folder / "pseudo"
         if not (pseudo / PSEUDO_RECORD).is_file():
@@ -151,6 +162,18 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
             )
         else:
             kept = json.loads((pseudo / PSEUDO_RECORD).read_text())
+        entry = {
+            "bucket": index,
+            "images": len(names),
+            "mean_distance": record["order"]["mean_distance"][index],
+            "kept_share": kept["kept_share"],
+        }
+        if config.min_kept_share is not None and kept["kept_share"] < config.min_kept_share:
+            before = record["buckets"][-1] if record["buckets"] else record["unadapted"]
+            scores = {key: before[key] for key in ("source_miou", "target_miou")}  # the student is unchanged
+            record["buckets"].append({**entry, "skipped": True, **scores, **_changes(scores, record["unadapted"])})
+            save()
+            continue
         overrides = {
             "data": f"{config.source}+folder:{pseudo}" if config.replay else f"folder:{pseudo}",
             "teacher": config.teacher,
@@ -171,21 +194,17 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
             run_config = RunConfig.model_validate({**base.model_dump(mode="python"), **overrides})
             train_student(run_config, resume=(run / "checkpoints").is_dir())
         scores = _evaluate(run, config.source, config.target)
-        unadapted = record["unadapted"]
-        record["buckets"].append(
-            {
-                "bucket": index,
-                "images": len(names),
-                "mean_distance": record["order"]["mean_distance"][index],
-                "kept_share": kept["kept_share"],
-                **scores,
-                "target_gain": round(scores["target_miou"] - unadapted["target_miou"], 4),
-                "source_forgetting": round(unadapted["source_miou"] - scores["source_miou"], 4),
-            }
-        )
+        record["buckets"].append({**entry, "skipped": False, **scores, **_changes(scores, record["unadapted"])})
         save()
         previous = run / "checkpoints" / "best" / "model.safetensors"
     return record
+
+
+def _changes(scores: dict[str, float], unadapted: dict[str, float]) -> dict[str, float]:
+    return {
+        "target_gain": round(scores["target_miou"] - unadapted["target_miou"], 4),
+        "source_forgetting": round(unadapted["source_miou"] - scores["source_miou"], 4),
+    }
 
 
 def load_config_dict(run: Path) -> dict[str, Any]:
@@ -206,8 +225,9 @@ def adapt_table(record: dict[str, Any]) -> str:
         f"| (unadapted) | | | | {unadapted['target_miou']:.3f} | | {unadapted['source_miou']:.3f} | |",
     ]
     for row in record["buckets"]:
+        bucket = f"{row['bucket']} (skipped)" if row.get("skipped") else str(row["bucket"])
         lines.append(
-            f"| {row['bucket']} | {row['images']} | {row['mean_distance']:.4f} | {row['kept_share']:.2f} | "
+            f"| {bucket} | {row['images']} | {row['mean_distance']:.4f} | {row['kept_share']:.2f} | "
             f"{row['target_miou']:.3f} | {row['target_gain']:+.3f} | {row['source_miou']:.3f} | "
             f"{row['source_forgetting']:+.3f} |"
         )

@@ -110,3 +110,20 @@ def test_replay_trains_each_bucket_beside_the_source_labels(runner, trained_teac
     assert result.exit_code == 0, result.output
     config = json.loads((out / "bucket_0" / "run" / "provenance.json").read_text())["config"]
     assert config["data"] == f"{DATA}+folder:{out / 'bucket_0' / 'pseudo'}"
+
+
+def test_a_bucket_the_teacher_is_unsure_of_is_skipped(runner, trained_teacher, student_run, tmp_path):
+    out = tmp_path / "guarded"
+    args = adapt_args(trained_teacher, student_run, out) + ["--set", "max_entropy=0.3", "--set", "min_kept_share=1.0"]
+    result = runner.invoke(distill, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "adapt.json").read_text())
+    rows = record["buckets"]
+    assert [row["skipped"] for row in rows] == [row["kept_share"] < 1.0 for row in rows]
+    assert any(row["skipped"] for row in rows)
+    for index, row in enumerate(rows):
+        if row["skipped"]:  # nothing trained: the student, and so its scores, stay those before the bucket
+            before = rows[index - 1] if index else record["unadapted"]
+            assert (row["target_miou"], row["source_miou"]) == (before["target_miou"], before["source_miou"])
+            assert not (out / f"bucket_{index}" / "run").exists()
+    assert "(skipped)" in result.output
