@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from distill.network_teacher import network_teacher_config
-from distill.student_training import RunConfig, train_student
+from distill.run_config import RunConfig
+from distill.student_training import train_student
 from distill.teacher_training import TeacherTrainingConfig, train_teacher
 from prompt_kit.resources import prompts_dir
 

@@ -196,7 +196,8 @@ def run(
 ) -> None:
     """Train a student with cross-entropy plus KD from a frozen teacher; evaluate both."""
     from distill.configuration import load_config
-    from distill.student_training import RunConfig, train_student
+    from distill.run_config import RunConfig
+    from distill.student_training import train_student
 
     base = dict(
         teacher=teacher_dir,

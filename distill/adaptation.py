@@ -100,8 +100,9 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
     from distill.prediction import ImageSource, image_source
     from distill.pseudo_labels import RECORD as PSEUDO_RECORD
     from distill.pseudo_labels import pseudo_label
+    from distill.run_config import RunConfig
     from distill.saved_evaluation import find_run_folder
-    from distill.student_training import RunConfig, train_student
+    from distill.student_training import train_student
     from distill.test_time_augmentation import TestTimeAugmentation
     from distill.vdna import dataset_vdna
 

@@ -194,7 +194,7 @@ def prompt_set_path(config: CompareConfig, style: str, taxonomy_name: str) -> Pa
 def plan_cells(config: CompareConfig) -> list[Cell]:
     """Every run folder of the comparison, teachers first so students can use them."""
     from distill.datasets import create_dataset
-    from distill.student_training import RunConfig
+    from distill.run_config import RunConfig
     from distill.teacher_training import TeacherTrainingConfig
 
     out = Path(config.out)
@@ -285,7 +285,7 @@ def plan_cells(config: CompareConfig) -> list[Cell]:
 
 def _check_before_training(cells: list[Cell]) -> None:
     """Fail on a bad student name or KD spec now, not after an hour of teachers."""
-    from distill.student_training import kd_terms, require_student
+    from distill.run_config import kd_terms, require_student
 
     for cell in cells:
         if cell.kind == "student":

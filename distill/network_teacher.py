@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill.configuration import load_config
-from distill.student_training import RunConfig, require_student
+from distill.run_config import RunConfig, require_student
 from student.registry import OFFLINE_IMAGENET_NETWORKS
 
 # Sized for two CPU cores: EfficientNet-Lite2 at 192x256 trains at ~2 steps/s, 2000 steps in ~20 min, to val

@@ -123,7 +123,8 @@ def evaluate_teacher_folder(
 
 
 def _evaluate_student_run(path: Path, data: str | None, split: str, accelerator, augmentation) -> dict[str, Any]:
-    from distill.student_training import RunConfig, evaluate_student
+    from distill.run_config import RunConfig
+    from distill.student_training import evaluate_student
     from student import create_student
 
     folder, weights = find_run_folder(path)

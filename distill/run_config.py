@@ -1,0 +1,142 @@
+"""RunConfig: every choice of a distillation run (`distill run`), validated before anything is loaded.
+
+Its own module because everything that starts or reads a run needs it (compare, adapt, network
+teachers, saved evaluation, benchmarks), while only ``distill.student_training`` trains one.
+``kd_terms`` turns its KD fields into the terms the trainer computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from distill.class_weights import ClassWeighting
+from distill.configuration import ImageSize
+from distill.datasets.paired_views import check_augmentation
+from distill.kd_terms import KDTerm, KDTermSpec, build_terms, shorthand_specs
+from distill.losses.pixel_selection import KdPixels
+from prompt_kit.errors import PromptKitError
+from student import list_networks
+
+
+class RunConfig(BaseModel):
+    """A distillation run; every default runs on a laptop CPU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompts: str | None = Field(default=None, description="prompt set (default: the teacher's own)")
+    teacher: str | None = Field(
+        default=None, description="teacher folder: `distill teacher` (diffusion or --model) or a finished run"
+    )
+    student: str = "tiny"
+    student_pretrained: str | None = Field(
+        default=None, description="backbone weights: imagenet (where they ship) or a local state dict"
+    )
+    init_weights: str | None = Field(
+        default=None,
+        description="a whole-network checkpoint loaded before training (a torchvision-style state dict .pth/.pt/"
+        ".safetensors, or a transformers folder for segformer): a trained teacher you already have",
+    )
+    kd: str | list[KDTermSpec] = Field(
+        default="dist",
+        description="KD spec ('kl=1,cwd=3') or a list of terms with outputs, connectors and schedules "
+        "(distill.kd_terms); DIST is the default because it beat pixel KL on synthetic scenes with two teachers "
+        "(README, KD against no KD)",
+    )
+    kd_params: dict[str, Any] = Field(default_factory=dict, description="e.g. {temperature: 2.0}")
+    align: Literal["upsample_student", "downsample_teacher"] = "downsample_teacher"
+    kd_pixels: KdPixels = Field(
+        default="valid", description="pixels the KD terms compare: every labelled one, or where the teacher is right"
+    )
+    ce_weight: float = 1.0
+    class_weighting: ClassWeighting = Field(
+        default="none",
+        description="cross-entropy class weights from the train labels (distill.class_weights); "
+        "inverse_sqrt_frequency gave the tiny student +0.043 test mIoU on synthetic scenes (README)",
+    )
+    data: str = "synthetic"
+    out: str = "runs/student"
+    steps: int = Field(default=600, ge=0, description="0: evaluate the initial weights (e.g. init_weights) only")
+    batch_size: int = Field(default=8, ge=1)
+    teacher_size: ImageSize | None = Field(default=None, description="default: the teacher's training size")
+    unlabelled_kd_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="images without labels (images:PATH): KD at the pixels where the teacher's top probability "
+        "is at least this",
+    )
+    teacher_label_map: str | None = Field(
+        default=None,
+        description="a master-labels CSV from the teacher's classes to the data's: KD with a teacher in another "
+        "label space sums its probabilities over the classes mapped to each student class",
+    )
+    student_size: ImageSize = (96, 128)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 30
+    grad_clip: float = 1.0
+    eval_every: int = Field(default=200, ge=1)
+    checkpoint_every: int = Field(default=100, ge=1)
+    val_images: int | None = None
+    panels: int = 4
+    seed: int = 0
+    num_workers: int = 0
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    augment: bool = Field(default=True, description="random scale, crop, flip and colour jitter while training")
+    scale_range: tuple[float, float] = Field(
+        default=(0.75, 1.5), description="zoom factors drawn per sample; [1, 1] keeps the whole image (flips only)"
+    )
+    color_jitter: float = Field(default=0.2, description="brightness/contrast/saturation +-, in [0, 1)")
+    channels_last: bool = Field(
+        default=True,
+        description="student weights and images in NHWC: depthwise-conv students train ~15-30% faster on CPU "
+        "(benchmarks/bench_students.py), as convnets under AMP do on GPUs",
+    )
+    holdout: int = Field(
+        default=0,
+        ge=0,
+        description="evaluate on this many train images kept out of training (tune here; val stays unseen)",
+    )
+    teacher_cache: bool = Field(
+        default=True,
+        description="compute the teacher's outputs (logits, and the feature maps KD terms compare) once per train "
+        "image and crop them like each sample; false: run the teacher on every crop",
+    )
+
+    @model_validator(mode="after")
+    def _check_augmentation(self) -> RunConfig:
+        check_augmentation(self.scale_range, self.color_jitter)  # before any data or model is loaded
+        return self
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def kd_terms(config: RunConfig) -> list[KDTerm]:
+    """The run's KD terms: ``kd`` as a list of term specs, or the ``--kd`` shorthand with ``kd_params``.
+
+    In the shorthand, ``kd_params`` holds parameters shared by the terms (each goes to every term
+    that takes it and must be taken by one) and, under a term's name, that term's own; a parameter
+    no term takes, a misspelt one included, is an error that lists the valid ones.
+    """
+    if isinstance(config.kd, str):
+        specs = shorthand_specs(config.kd, config.kd_params)
+    elif config.kd_params:
+        raise PromptKitError("kd_params is for the --kd shorthand: with kd as a list, give each term its params")
+    else:
+        specs = list(config.kd)
+    return build_terms(specs, config.align)
+
+
+def require_student(name: str) -> None:
+    """A one-line error listing the registered students when ``name`` is not one of them."""
+    if name not in list_networks():
+        raise PromptKitError(f"unknown student {name!r}: choose one of {', '.join(list_networks())}")
+
+
+__all__ = ["RunConfig", "kd_terms", "require_student"]
