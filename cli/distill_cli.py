@@ -59,16 +59,22 @@ def _size(value: str | None) -> tuple[int, int] | None:
       --data camvid:/data/camvid --out runs/r101        (a trained network you already have)
   distill teacher --prompts prompts/camvid/label.yaml --data camvid:/data/camvid \\
       --pretrained /models/stable-diffusion-v1-5 --size 384x512 --out runs/teacher-sd
+  distill teacher --prompts prompts/camvid/label.yaml --data camvid:/data/camvid \\
+      --set model.architecture=network --set model.class_projection=frozen --out runs/teacher-pn
   distill teacher ... --resume                          (continue a killed teacher)
 """
 )
 @click.option(
-    "--prompts", type=click.Path(dir_okay=False), help="PromptSet file: a prompt-conditioned diffusion teacher."
+    "--prompts",
+    type=click.Path(dir_okay=False),
+    help="PromptSet file: a prompt-conditioned teacher (diffusion, or --set model.architecture=network).",
 )
 @click.option(
     "--model", default=None, help="A registered network instead (see distill networks), e.g. efficientnet_lite2."
 )
-@click.option("--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic.")
+@click.option(
+    "--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic (SPEC@map=...)."
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Teacher folder to write.")
 @click.option("--encoder", default=None, help="minilm (default), st:PATH or clip:PATH (default with --pretrained).")
 @click.option("--steps", type=click.IntRange(min=0), default=None, help="Segmentation training steps.")
@@ -103,12 +109,12 @@ def teacher(
     overwrite,
     allow_changes,
 ) -> None:
-    """Train a teacher and evaluate it on the val split: diffusion (--prompts) or a network (--model)."""
+    """Train a teacher and evaluate it on the val split: prompt-conditioned (--prompts) or a network (--model)."""
     from prompt_kit.errors import PromptKitError
 
     if bool(prompts) == bool(model):
         raise PromptKitError(
-            "pass either --prompts (a prompt-conditioned diffusion teacher) or --model (a segmentation network)"
+            "pass either --prompts (a prompt-conditioned teacher) or --model (a segmentation network)"
         )
     options = dict(data=data, out=out, steps=steps, image_size=_size(size), batch_size=batch_size, seed=seed)
     if model:
@@ -167,7 +173,9 @@ def networks() -> None:
 @click.option("--prompts", type=click.Path(dir_okay=False), help="Prompt set (default: the teacher's own).")
 @click.option("--student", default=None, help="Student name (see --list-students).")
 @click.option("--kd", default=None, help="KD loss spec: dist (default), kl, mse, cwd, cirkd, none, or kl=1.0,cwd=3.0.")
-@click.option("--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic.")
+@click.option(
+    "--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic (SPEC@map=...)."
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--steps", type=click.IntRange(min=0), default=None)
 @click.option("--seed", type=click.IntRange(min=0), default=None)
@@ -230,7 +238,9 @@ def run(
 Re-running the same command skips finished cells and resumes a killed one.
 """
 )
-@click.option("--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic.")
+@click.option(
+    "--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic (SPEC@map=...)."
+)
 @click.option("--styles", default=None, help="Comma-separated styles (default: all four; none: no style rows).")
 @click.option(
     "--teacher",
