@@ -3,7 +3,9 @@
     python benchmarks/bench_teacher_kinds.py [--size 96x128] [--batch 8] [--kinds ...]
 
 Kinds: the tiny diffusion teacher on unshuffled pixels (the default), the diffusion teacher on a
-frozen EfficientNet-Lite0 feature latent, and each registered teacher-size network; the tiny and
+frozen EfficientNet-Lite0 feature latent, the prompt-conditioned EfficientNet-Lite2 (its
+classifier the class embeddings, ``model.architecture=network``), and each registered
+teacher-size network; the tiny and
 EfficientNet-Lite0 students are measured in the same run and every ratio is against the Lite0
 student (the CamVid student). A train step is forward + cross-entropy + backward + AdamW step, the
 median of 5 after 2 warm-up steps, contiguous memory format for every model (``distill run``
@@ -21,7 +23,13 @@ from bench_teacher import embeddings as random_class_embeddings  # the same Mini
 from bench_teacher import median_seconds
 
 from student import create_student, list_teacher_networks
-from teacher import DiffusionSegTeacher, NetworkTeacher, PromptConditionedTeacher, TeacherConfig
+from teacher import (
+    DiffusionSegTeacher,
+    EmbeddingClassifiedNetwork,
+    NetworkTeacher,
+    PromptConditionedTeacher,
+    TeacherConfig,
+)
 
 CLASSES = 11
 
@@ -33,6 +41,13 @@ def build(kind: str):
     if kind in ("diffusion_pixels", "diffusion_lite0_features"):
         latent = "pixels" if kind == "diffusion_pixels" else "efficientnet_lite0"
         model = DiffusionSegTeacher(TeacherConfig(num_classes=CLASSES, embedding_dim=384, latent=latent))
+        embeddings = random_class_embeddings()
+        return model, (lambda images: model(images, embeddings)), PromptConditionedTeacher(model, embeddings)
+    if kind == "prompt_network_lite2":
+        config = TeacherConfig(
+            num_classes=CLASSES, embedding_dim=384, architecture="network", class_projection="frozen"
+        )
+        model = EmbeddingClassifiedNetwork(config, imagenet=False)
         embeddings = random_class_embeddings()
         return model, (lambda images: model(images, embeddings)), PromptConditionedTeacher(model, embeddings)
     network = create_student(kind, CLASSES)
@@ -65,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="96x128")
     parser.add_argument("--batch", type=int, default=8)
-    default_kinds = ["diffusion_pixels", "diffusion_lite0_features", *list_teacher_networks()]
+    default_kinds = ["diffusion_pixels", "diffusion_lite0_features", "prompt_network_lite2", *list_teacher_networks()]
     parser.add_argument("--kinds", nargs="+", default=default_kinds)
     args = parser.parse_args()
     height, width = (int(side) for side in args.size.split("x"))
