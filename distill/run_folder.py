@@ -34,7 +34,7 @@ from typing import Any
 
 import pydantic
 
-from distill.training_core import checkpoint_exists, checkpoint_state
+from distill.checkpoints import checkpoint_exists, checkpoint_state
 from prompt_kit.errors import PromptKitError
 from prompt_kit.readers import read_yaml
 

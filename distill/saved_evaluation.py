@@ -67,7 +67,7 @@ def evaluate_saved(
 
 def run_status(folder: Path) -> dict[str, Any]:
     """``finished`` (the run wrote metrics.json) and, for a killed run, the step of its last checkpoint."""
-    from distill.training_core import checkpoint_state
+    from distill.checkpoints import checkpoint_state
 
     if (folder / "metrics.json").is_file():
         return {"finished": True}

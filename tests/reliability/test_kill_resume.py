@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import distill.checkpoints as checkpoint_files
 import distill.training_core as core
 from cli.distill_cli import distill
 from tests.reliability.conftest import DATA, kill_after_checkpoint
@@ -28,8 +29,8 @@ def run_args(out: Path, *extra: str) -> list[str]:
 
 
 def _kill_on_write(patch, function: str, name: str, occurrence: int) -> None:
-    """The ``occurrence``-th call of ``training_core.<function>`` writing a file called ``name`` raises."""
-    original = getattr(core, function)
+    """The ``occurrence``-th call of ``distill.checkpoints.<function>`` writing a file called ``name`` raises."""
+    original = getattr(checkpoint_files, function)
     seen = {"count": 0}
 
     def writer(path, *args, **kwargs):
@@ -41,7 +42,7 @@ def _kill_on_write(patch, function: str, name: str, occurrence: int) -> None:
                 raise KeyboardInterrupt
         return original(path, *args, **kwargs)
 
-    patch.setattr(core, function, writer)
+    patch.setattr(checkpoint_files, function, writer)
 
 
 def _kill_on_rename(patch, source_name: str, occurrence: int) -> None:
