@@ -26,7 +26,6 @@ SPEC_EXAMPLES = {
     "synthetic": "synthetic[:count=200,size=128x176,seed=0]",
     "images": "images:PATH (unlabelled, mixed: camvid:DATA+images:PATH)",
 }
-LABEL_MAP_EXAMPLE = "SPEC@map=FILE.csv,to=TAXONOMY (labels read in another label space)"
 
 
 def list_datasets() -> list[str]:
