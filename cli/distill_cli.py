@@ -113,9 +113,7 @@ def teacher(
     from prompt_kit.errors import PromptKitError
 
     if bool(prompts) == bool(model):
-        raise PromptKitError(
-            "pass either --prompts (a prompt-conditioned teacher) or --model (a segmentation network)"
-        )
+        raise PromptKitError("pass either --prompts (a prompt-conditioned teacher) or --model (a segmentation network)")
     options = dict(data=data, out=out, steps=steps, image_size=_size(size), batch_size=batch_size, seed=seed)
     if model:
         from distill.network_teacher import network_teacher_config

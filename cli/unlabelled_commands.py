@@ -1,4 +1,4 @@
-"""``distill`` commands for images nobody labelled: predict, pseudo-label, vdna, adapt.
+"""``distill`` commands for images nobody labelled: predict, pseudo-label, vdna, adapt, adapt-summary.
 
 Registered on the ``distill`` group by ``cli.distill_cli``; parsing and printing only.
 """
@@ -162,4 +162,33 @@ def adapt(teacher, student, source, target, out, buckets, order, config_file, ov
     click.echo(adapt_table(record))
 
 
-COMMANDS = [predict, pseudo_label_command, vdna, adapt]
+@click.command(
+    "adapt-summary",
+    epilog="""Examples:
+
+\b
+  distill adapt-summary runs/adapt-seed*/asc runs/adapt-seed*/asc-guard runs/adapt-seed*/random
+""",
+)
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+def adapt_summary(folders) -> None:
+    """Summarise several adaptations: each setting's final gain and forgetting over its runs, with 95% intervals.
+
+    Runs are grouped by setting (their config less the paths and the seed); two settings are
+    compared, paired, on the runs both have (same teacher, student, data and seed).
+    """
+    from distill.adaptation_summary import (
+        differences_table,
+        paired_differences,
+        read_adaptation,
+        summarise,
+        summary_table,
+    )
+
+    summaries = summarise(read_adaptation(folder) for folder in folders)
+    click.echo(summary_table(summaries))
+    click.echo()
+    click.echo(differences_table(paired_differences(summaries)))
+
+
+COMMANDS = [predict, pseudo_label_command, vdna, adapt, adapt_summary]
