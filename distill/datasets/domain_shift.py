@@ -4,7 +4,10 @@
 :func:`target_street` (fewer dense urban streets, wider roads, overcast and autumn more often),
 then passes the finished image through :func:`shift_appearance` (a colour cast and a partial
 channel rotation, dusk-to-night exposure, fog rising towards the horizon, rain streaks, sensor
-noise). Labels are untouched: the same classes, seen otherwise.
+noise). ``domain="night"`` is a second, different shift for testing what was tuned on the first:
+the source's own layout statistics, seen at night (:func:`night_appearance`: a low exposure under
+sodium or moonlight colour, glows of street lights, heavy sensor noise; no fog, no rain). Labels
+are untouched: the same classes, seen otherwise.
 """
 
 from __future__ import annotations
@@ -54,4 +57,21 @@ def shift_appearance(image: np.ndarray, horizon: float, rng: np.random.Generator
             streaks[np.clip(ys + step, 0, height - 1), np.clip(xs + step // 3, 0, width - 1)] = 0.35
         pixels = pixels + streaks[..., None]
     pixels += rng.standard_normal(pixels.shape, dtype=np.float32) * rng.uniform(0.01, 0.04)  # sensor noise
+    return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def night_appearance(image: np.ndarray, horizon: float, rng: np.random.Generator) -> np.ndarray:
+    """The night domain's light on a finished image: dark, one colour of light, glows, noise."""
+    height, width = image.shape[:2]
+    pixels = image.astype(np.float32) / 255.0
+    sodium, moonlight = np.array([1.25, 0.95, 0.55], np.float32), np.array([0.7, 0.85, 1.25], np.float32)
+    light = sodium if rng.random() < 0.6 else moonlight
+    pixels = pixels * light * rng.uniform(0.25, 0.45)
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    for _ in range(int(rng.integers(1, 5))):  # street lights: soft warm glows above the horizon
+        y, x = rng.uniform(0.1, 1.0) * horizon, rng.uniform(0.0, width)
+        radius = height * rng.uniform(0.03, 0.08)
+        glow = np.exp(-((rows - y) ** 2 + (columns - x) ** 2) / (2 * radius**2)) * rng.uniform(0.3, 0.6)
+        pixels += glow[..., None] * sodium / 1.25
+    pixels += rng.standard_normal(pixels.shape, dtype=np.float32) * rng.uniform(0.02, 0.05)  # sensor noise
     return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from distill.datasets.domain_shift import shift_appearance, target_street
+from distill.datasets.domain_shift import night_appearance, shift_appearance, target_street
 from distill.datasets.scene_canvas import (
     BICYCLIST,
     BUILDING,
@@ -78,7 +78,7 @@ class Street:
         return self.kerb(side) + side * (self.pavement[index] + self.setback[index])
 
 
-DOMAINS = ("source", "target")
+DOMAINS = ("source", "target", "night")  # append only: a domain's index seeds its scenes
 
 
 def draw_street_scene(
@@ -89,7 +89,9 @@ def draw_street_scene(
     ``domain="target"`` draws the same world under a domain shift (for adaptation): other layout
     statistics (fewer dense urban streets, wider roads), then another palette and light (a colour
     cast, lower exposure, dusk or night) and weather (fog rising towards the horizon, rain
-    streaks). The labels keep their meaning; the source domain's pixels are unchanged by it.
+    streaks). ``domain="night"`` keeps the source's layout statistics and changes only the light
+    (dark, sodium or moonlight, street-light glows, sensor noise). The labels keep their meaning;
+    the source domain's pixels are unchanged by either.
     """
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
@@ -98,7 +100,7 @@ def draw_street_scene(
         horizon=height * rng.uniform(0.4, 0.53),
         centre=width * rng.uniform(0.38, 0.62),
     )
-    street = _random_street(rng) if domain == "source" else target_street(_random_street(rng), rng)
+    street = target_street(_random_street(rng), rng) if domain == "target" else _random_street(rng)
     canvas = Canvas(_sky(height, width, camera, street, rng), SKY)
     draw_skyline(canvas, camera, rng)
     _draw_ground(canvas, camera, street, rng)
@@ -112,6 +114,8 @@ def draw_street_scene(
     image, label = _finish(canvas, street, rng)
     if domain == "target":
         image = shift_appearance(image, camera.horizon, rng)
+    elif domain == "night":
+        image = night_appearance(image, camera.horizon, rng)
     return image, label
 
 

@@ -111,7 +111,7 @@ class SyntheticOptions(NamedTuple):
     count: int | None = None
     size: tuple[int, int] = DEFAULT_SIZE
     seed: int = 0
-    domain: str = "source"  # target: the shifted domain (distill adapt's test bed)
+    domain: str = "source"  # target, night: two shifted domains (distill adapt's test beds)
 
 
 def parse_options(argument: str) -> SyntheticOptions:

@@ -124,5 +124,24 @@ def test_the_target_domain_shifts_appearance_and_layout_but_keeps_the_classes():
     )
     labels = np.stack([target.scene(i)[1] for i in range(12)])
     assert set(np.unique(labels)) <= set(range(12)) and len(np.unique(labels)) >= 8
-    with pytest.raises(PromptKitError, match="domain=.night.: expected one of source, target"):
-        create_dataset("synthetic:domain=night", "train")
+    with pytest.raises(PromptKitError, match="domain=.winter.: expected one of source, target, night"):
+        create_dataset("synthetic:domain=winter", "train")
+
+
+def test_the_night_domain_is_a_second_shift_of_light_only():
+    source = create_dataset("synthetic:count=12,size=64x96", "train")
+    night = create_dataset("synthetic:count=12,size=64x96,domain=night", "train")
+    target = create_dataset("synthetic:count=12,size=64x96,domain=target", "train")
+    assert np.array_equal(
+        night.scene(5)[0], create_dataset("synthetic:count=12,size=64x96,domain=night", "train").scene(5)[0]
+    )
+    images = {name: np.stack([d.scene(i)[0] for i in range(12)]).astype(np.float32)
+              for name, d in [("source", source), ("night", night), ("target", target)]}  # fmt: skip
+    assert images["night"].mean() < 0.6 * images["source"].mean()  # night
+    assert not np.array_equal(images["night"], images["target"])  # another shift than the first
+    labels = np.stack([night.scene(i)[1] for i in range(12)])
+    assert set(np.unique(labels)) <= set(range(12)) and len(np.unique(labels)) >= 8
+    # the source's layout statistics: as many building pixels as the source has, while the target has fewer
+    building = {name: np.mean(np.stack([d.scene(i)[1] for i in range(12)]) == 1)
+                for name, d in [("source", source), ("night", night), ("target", target)]}  # fmt: skip
+    assert abs(building["night"] - building["source"]) < abs(building["target"] - building["source"])
