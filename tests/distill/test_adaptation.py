@@ -65,7 +65,8 @@ def test_adapt_runs_every_bucket_and_reports_gain_and_forgetting(runner, trained
     summary = runner.invoke(distill, ["adapt-summary", str(out)])
     assert summary.exit_code == 0, summary.output
     final = record["buckets"][-1]["target_gain"]
-    assert f"| all runs | 1 | 2.0 of 2 | {final:+.3f} (one run: no interval) |" in summary.output
+    path = ", ".join(f"{row['target_gain']:+.3f}" for row in record["buckets"])
+    assert f"| all runs | 1 | 2.0 of 2 | {path} | {final:+.3f} (one run: no interval) |" in summary.output
 
 
 def test_a_killed_adaptation_continues_where_it_stopped(runner, trained_teacher, student_run, tmp_path, monkeypatch):

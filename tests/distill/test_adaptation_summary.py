@@ -60,7 +60,8 @@ def test_settings_are_grouped_and_their_final_gains_get_t_intervals(three_worlds
     assert asc.ended_above_start == 1 and guard.ended_above_start == 3
     assert [run.trained for run in guard.runs] == [1, 1, 1] and asc.runs[0].best_gain == 0.02
     table = summary_table(summaries)
-    assert "| min_kept_share=0.5, order=asc | 3 | 1.0 of 2 |" in table and "3 of 3" in table
+    assert "| min_kept_share=0.5, order=asc | 3 | 1.0 of 2 | +0.015, +0.015 |" in table and "3 of 3" in table
+    assert f"| 3 | 2.0 of 2 | +0.020, {statistics.mean(finals['asc']):+.3f} |" in table
 
 
 def test_settings_are_compared_on_the_replicates_they_share(three_worlds):
