@@ -70,6 +70,9 @@ def predict(model, images, out, split, tta, ids, overlays, probabilities, prompt
 @click.option("--max-entropy", type=float, default=None, help="Keep pixels whose entropy (nats) is at most this.")
 @click.option("--class-balanced", type=float, default=None, help="Keep each class's most confident share P (CBST).")
 @click.option(
+    "--min-image-share", type=float, default=None, help="Leave out an image with under this share of its pixels kept."
+)
+@click.option(
     "--priors", type=click.Path(dir_okay=False), help="Master-labels CSV: restrict each pixel by its source label."
 )
 @click.option(
@@ -77,7 +80,18 @@ def predict(model, images, out, split, tta, ids, overlays, probabilities, prompt
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 def pseudo_label_command(
-    model, images, out, split, tta, min_confidence, max_entropy, class_balanced, priors, prompts, batch_size
+    model,
+    images,
+    out,
+    split,
+    tta,
+    min_confidence,
+    max_entropy,
+    class_balanced,
+    min_image_share,
+    priors,
+    prompts,
+    batch_size,
 ) -> None:
     """Pseudo-labels: a teacher's confident predictions as a folder: dataset that distill run trains on."""
     from distill.pseudo_labels import pseudo_label, summary_table
@@ -86,12 +100,13 @@ def pseudo_label_command(
     record = pseudo_label(
         model, images, out, TestTimeAugmentation.parse(tta), split=split, min_confidence=min_confidence,
         max_entropy=max_entropy, class_balanced=class_balanced, priors=priors, prompts=prompts,
-        batch_size=batch_size,
+        batch_size=batch_size, min_image_share=min_image_share,
     )  # fmt: skip
     click.echo(summary_table(record))
+    left_out = f" ({len(record['images_dropped'])} left out)" if record["images_dropped"] else ""
     click.echo(
-        f"{record['count']} images pseudo-labelled into {out}: {record['kept_share']:.1%} of the pixels kept "
-        f"(train on it: distill run --data folder:{out})"
+        f"{record['images_written']} of {record['count']} images pseudo-labelled into {out}{left_out}: "
+        f"{record['kept_share']:.1%} of the pixels kept (train on it: distill run --data folder:{out})"
     )
 
 

@@ -13,7 +13,9 @@ bucket, the target gain and the source forgetting against the unadapted student.
 
 ``min_kept_share`` is a label-free guard: a bucket whose pseudo-labels keep less than that share
 of its pixels (the teacher is unsure of most of it) is skipped, and the student stays as it was.
-The share is known before any training and uses no target label.
+``min_image_share`` is the same guard per image: an image whose pseudo-labels keep less than that
+share of its pixels is left out of its bucket (a bucket left with no image is skipped). Either
+share is known before any training and uses no target label.
 
 Every bucket is a folder (``bucket_<k>/pseudo`` a ``folder:`` dataset, ``bucket_<k>/run`` a run
 folder), ``adapt.json`` is rewritten atomically after each bucket, and a killed run continues
@@ -64,6 +66,12 @@ class AdaptConfig(BaseModel):
         le=1,
         description="skip a bucket whose pseudo-labels keep less than this share of its pixels (None: train on all)",
     )
+    min_image_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="leave out an image whose pseudo-labels keep less than this share of its pixels (None: keep all)",
+    )
     lr: float | None = Field(default=None, gt=0, description="default: a tenth of the student run's")
     seed: int = 0
 
@@ -113,7 +121,7 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
     record_path = out / RECORD
     if record_path.is_file():
         record = json.loads(record_path.read_text())
-        if record["config"] != config.model_dump(mode="json"):
+        if _settings(record["config"], out) != config.model_dump(mode="json"):
             raise PromptKitError(f"{out} holds an adaptation with other settings: choose another --out")
     else:
         if out.is_dir() and any(out.iterdir()):
@@ -160,6 +168,7 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
                 pseudo,
                 TestTimeAugmentation.parse(config.tta),
                 max_entropy=config.max_entropy,
+                min_image_share=config.min_image_share,
             )
         else:
             kept = json.loads((pseudo / PSEUDO_RECORD).read_text())
@@ -167,9 +176,11 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
             "bucket": index,
             "images": len(names),
             "mean_distance": record["order"]["mean_distance"][index],
+            "images_kept": kept.get("images_written", len(names)),
             "kept_share": kept["kept_share"],
         }
-        if config.min_kept_share is not None and kept["kept_share"] < config.min_kept_share:
+        unsure = config.min_kept_share is not None and kept["kept_share"] < config.min_kept_share
+        if unsure or entry["images_kept"] == 0:
             before = record["buckets"][-1] if record["buckets"] else record["unadapted"]
             scores = {key: before[key] for key in ("source_miou", "target_miou")}  # the student is unchanged
             record["buckets"].append({**entry, "skipped": True, **scores, **_changes(scores, record["unadapted"])})
@@ -201,6 +212,14 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
     return record
 
 
+def _settings(recorded: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A recorded config with the defaults of fields added since it was written filled in."""
+    try:
+        return AdaptConfig.model_validate(recorded).model_dump(mode="json")
+    except ValueError:
+        raise PromptKitError(f"{out / RECORD} was written by another promptkit version: choose another --out") from None
+
+
 def _changes(scores: dict[str, float], unadapted: dict[str, float]) -> dict[str, float]:
     return {
         "target_gain": round(scores["target_miou"] - unadapted["target_miou"], 4),
@@ -227,8 +246,10 @@ def adapt_table(record: dict[str, Any]) -> str:
     ]
     for row in record["buckets"]:
         bucket = f"{row['bucket']} (skipped)" if row.get("skipped") else str(row["bucket"])
+        kept = row.get("images_kept", row["images"])
+        images = str(row["images"]) if kept == row["images"] else f"{kept} of {row['images']}"
         lines.append(
-            f"| {bucket} | {row['images']} | {row['mean_distance']:.4f} | {row['kept_share']:.2f} | "
+            f"| {bucket} | {images} | {row['mean_distance']:.4f} | {row['kept_share']:.2f} | "
             f"{row['target_miou']:.3f} | {row['target_gain']:+.3f} | {row['source_miou']:.3f} | "
             f"{row['source_forgetting']:+.3f} |"
         )

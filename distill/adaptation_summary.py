@@ -76,6 +76,7 @@ def read_adaptation(folder: str | Path) -> AdaptationRun:
         raise PromptKitError(
             f"{path} is not an adaptation record ({error}): give folders written by `distill adapt`"
         ) from None
+    config = {**_defaults(), **config}  # a record from before a field was added has its default
     if len(buckets) < config["buckets"]:
         raise PromptKitError(
             f"{folder} is unfinished ({len(buckets)} of {config['buckets']} buckets): rerun its `distill adapt` command"
@@ -173,6 +174,12 @@ def _spread(difference: Difference) -> str:
     if difference.replicates < 2:
         return f"{difference.mean:+.3f} (one run: no interval)"
     return f"{difference.mean:+.3f} ± {difference.sd:.3f} [{difference.low:+.3f}, {difference.high:+.3f}]"
+
+
+def _defaults() -> dict[str, Any]:
+    from distill.adaptation import AdaptConfig
+
+    return {name: field.default for name, field in AdaptConfig.model_fields.items() if not field.is_required()}
 
 
 def _hashable(value: Any) -> Any:

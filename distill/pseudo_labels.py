@@ -10,6 +10,10 @@ resolution; a pixel is kept when it passes every filter given, else it gets the 
   ``P`` share of the pixels predicted as that class over all images, so a rare class the teacher
   is less sure of keeps as large a share of its pixels as a frequent one.
 
+``min_image_share`` then judges whole images: one whose kept pixels are under that share of its
+pixels is left out of the dataset altogether (the teacher is unsure of most of it), and the record
+lists it; its pixels count as predicted, not kept.
+
 With ``priors`` (a master-labels CSV from the images' own labels to the model's classes, as the
 label-space unification work has it) the probabilities are first restricted, pixel by pixel, to
 the classes the pixel's source label allows; a void source label keeps nothing.
@@ -99,13 +103,20 @@ def keep_mask(
     return keep
 
 
-def check_filters(min_confidence: float | None, max_entropy: float | None, class_balanced: float | None) -> None:
+def check_filters(
+    min_confidence: float | None,
+    max_entropy: float | None,
+    class_balanced: float | None,
+    min_image_share: float | None = None,
+) -> None:
     if min_confidence is not None and not 0 <= min_confidence <= 1:
         raise PromptKitError(f"--min-confidence {min_confidence}: a probability in [0, 1] (DAFormer uses 0.968)")
     if max_entropy is not None and max_entropy < 0:
         raise PromptKitError(f"--max-entropy {max_entropy}: an entropy in nats >= 0 (e.g. 0.3)")
     if class_balanced is not None and not 0 < class_balanced <= 1:
         raise PromptKitError(f"--class-balanced {class_balanced}: the share of each class's pixels kept, in (0, 1]")
+    if min_image_share is not None and not 0 <= min_image_share <= 1:
+        raise PromptKitError(f"--min-image-share {min_image_share}: the share of an image's pixels kept, in [0, 1]")
 
 
 @torch.no_grad()
@@ -121,6 +132,7 @@ def pseudo_label(
     priors: str | Path | None = None,
     prompts: str | Path | None = None,
     batch_size: int = 4,
+    min_image_share: float | None = None,
 ) -> dict[str, Any]:
     """Write a ``folder:`` dataset of ``model_path``'s filtered predictions for ``images`` into ``out``.
 
@@ -131,7 +143,7 @@ def pseudo_label(
     from distill.provenance import provenance
     from distill.training_core import make_accelerator
 
-    check_filters(min_confidence, max_entropy, class_balanced)
+    check_filters(min_confidence, max_entropy, class_balanced, min_image_share)
     augmentation = augmentation or TestTimeAugmentation()
     model, size = load_finished_model(model_path, prompts)
     source = images if isinstance(images, ImageSource) else image_source(images, split)
@@ -182,6 +194,9 @@ def pseudo_label(
 
     predicted = np.zeros(classes_count, dtype=np.int64)
     kept = np.zeros(classes_count, dtype=np.int64)
+    dropped: list[str] = []
+    for folder in ("images", "labels"):  # present even when every image is dropped
+        (out / folder).mkdir(exist_ok=True)
     stream = (
         ((item, item.read(), probs.float()) for item, probs in zip(source.images, kept_probabilities, strict=True))
         if kept_probabilities is not None
@@ -194,6 +209,9 @@ def pseudo_label(
         if mapping is not None:
             keep &= restricted.sum(0) > 0  # a void source label allows no class
         predicted += torch.bincount(classes.flatten(), minlength=classes_count).numpy()
+        if min_image_share is not None and keep.float().mean().item() < min_image_share:
+            dropped.append(item.name)
+            continue
         kept += torch.bincount(classes[keep], minlength=classes_count).numpy()
         label = torch.where(keep, classes, torch.full_like(classes, taxonomy.ignore_index))
         atomic_write_bytes(
@@ -216,6 +234,9 @@ def pseudo_label(
         "max_entropy": max_entropy,
         "class_balanced": class_balanced,
         "priors": None if priors is None else str(priors),
+        "min_image_share": min_image_share,
+        "images_written": len(source.images) - len(dropped),
+        "images_dropped": dropped,
         "kept_share": round(float(kept.sum() / max(1, predicted.sum())), 4),
         "per_class": per_class,
         "ignore_index": taxonomy.ignore_index,

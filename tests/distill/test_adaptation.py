@@ -115,6 +115,13 @@ def test_replay_trains_each_bucket_beside_the_source_labels(runner, trained_teac
     assert result.exit_code == 0, result.output
     config = json.loads((out / "bucket_0" / "run" / "provenance.json").read_text())["config"]
     assert config["data"] == f"{DATA}+folder:{out / 'bucket_0' / 'pseudo'}"
+    # a record written before min_image_share existed resumes as the same adaptation
+    record = json.loads((out / "adapt.json").read_text())
+    del record["config"]["min_image_share"]
+    (out / "adapt.json").write_text(json.dumps(record))
+    again = runner.invoke(distill, args)
+    assert again.exit_code == 0, again.output
+    assert "| 0 |" in again.output
 
 
 def test_a_bucket_the_teacher_is_unsure_of_is_skipped(runner, trained_teacher, student_run, tmp_path):
@@ -132,3 +139,28 @@ def test_a_bucket_the_teacher_is_unsure_of_is_skipped(runner, trained_teacher, s
             assert (row["target_miou"], row["source_miou"]) == (before["target_miou"], before["source_miou"])
             assert not (out / f"bucket_{index}" / "run").exists()
     assert "(skipped)" in result.output
+
+
+def test_images_the_teacher_is_unsure_of_are_left_out_of_their_bucket(runner, trained_teacher, student_run, tmp_path):
+    out = tmp_path / "per-image"
+    args = adapt_args(trained_teacher, student_run, out) + ["--set", "max_entropy=1.0", "--set", "steps_per_bucket=2"]
+    result = runner.invoke(distill, [*args, "--set", "min_image_share=0.5"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "adapt.json").read_text())
+    for index, row in enumerate(record["buckets"]):
+        pseudo = json.loads((out / f"bucket_{index}" / "pseudo" / "pseudo_labels.json").read_text())
+        assert pseudo["min_image_share"] == 0.5 and row["images_kept"] == pseudo["images_written"]
+        labels = sorted(path.stem for path in (out / f"bucket_{index}" / "pseudo" / "labels").iterdir())
+        assert len(labels) == row["images_kept"] and not set(labels) & set(pseudo["images_dropped"])
+        assert row["skipped"] == (row["images_kept"] == 0)
+    assert runner.invoke(distill, ["adapt-summary", str(out)]).exit_code == 0
+
+
+def test_a_bucket_left_with_no_image_is_skipped(runner, trained_teacher, student_run, tmp_path):
+    out = tmp_path / "none-left"
+    args = adapt_args(trained_teacher, student_run, out) + ["--set", "max_entropy=0.0", "--set", "min_image_share=1.0"]
+    result = runner.invoke(distill, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "adapt.json").read_text())["buckets"]
+    assert all(row["images_kept"] == 0 and row["skipped"] for row in rows)
+    assert "| 0 (skipped) | 0 of 12 |" in result.output

@@ -93,12 +93,38 @@ def test_stricter_filters_keep_fewer_pixels(runner, trained_teacher, tmp_path):
     assert 0.25 <= shares["balanced"] <= 0.4  # about 30% of each class's pixels
 
 
+def test_images_the_teacher_is_unsure_of_are_left_out(runner, trained_teacher, tmp_path):
+    images = photos(tmp_path / "photos", sizes=[(32, 48)] * 8)
+    args = ["pseudo-label", str(trained_teacher), "--images", str(images), "--max-entropy", "1.5"]
+    assert runner.invoke(distill, [*args, "--out", str(tmp_path / "all")]).exit_code == 0
+    shares = {
+        path.stem: float((np.array(Image.open(path)) != 11).mean()) for path in (tmp_path / "all" / "labels").iterdir()
+    }
+    threshold = float(np.median(list(shares.values())))
+    out = tmp_path / "sure"
+    result = runner.invoke(distill, [*args, "--out", str(out), "--min-image-share", str(threshold)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "pseudo_labels.json").read_text())
+    unsure = sorted(name for name, share in shares.items() if share < threshold)
+    assert unsure and sorted(record["images_dropped"]) == unsure and record["images_written"] == 8 - len(unsure)
+    assert sorted(path.stem for path in (out / "labels").iterdir()) == sorted(set(shares) - set(unsure))
+    assert sorted(path.stem for path in (out / "images").iterdir()) == sorted(set(shares) - set(unsure))
+    kept = sum(share for name, share in shares.items() if name not in unsure)
+    assert record["kept_share"] == pytest.approx(kept / len(shares), abs=1e-3)  # left-out pixels count as not kept
+    assert f"{8 - len(unsure)} of 8 images pseudo-labelled" in result.output and "left out" in result.output
+    nothing = runner.invoke(distill, [*args, "--out", str(tmp_path / "none"), "--min-image-share", "1.0"])
+    assert nothing.exit_code == 0 and json.loads((tmp_path / "none" / "pseudo_labels.json").read_text())[
+        "images_written"
+    ] == sum(share == 1.0 for share in shares.values())
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--min-confidence", "1.5"], "--min-confidence 1.5: a probability in [0, 1]"),
         (["--max-entropy", "-1"], "--max-entropy -1.0: an entropy in nats >= 0"),
         (["--class-balanced", "0"], "--class-balanced 0.0: the share of each class's pixels kept"),
+        (["--min-image-share", "1.5"], "--min-image-share 1.5: the share of an image's pixels kept, in [0, 1]"),
     ],
 )
 def test_bad_filters_are_one_line_errors(runner, trained_teacher, tmp_path, extra, message):
