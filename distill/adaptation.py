@@ -121,7 +121,7 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
     record_path = out / RECORD
     if record_path.is_file():
         record = json.loads(record_path.read_text())
-        if _settings(record["config"], out) != config.model_dump(mode="json"):
+        if recorded_config(record["config"], record_path) != config.model_dump(mode="json"):
             raise PromptKitError(f"{out} holds an adaptation with other settings: choose another --out")
     else:
         if out.is_dir() and any(out.iterdir()):
@@ -212,12 +212,12 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
     return record
 
 
-def _settings(recorded: dict[str, Any], out: Path) -> dict[str, Any]:
-    """A recorded config with the defaults of fields added since it was written filled in."""
+def recorded_config(recorded: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The config an ``adapt.json`` at ``path`` recorded, with fields added since it was written at their defaults."""
     try:
         return AdaptConfig.model_validate(recorded).model_dump(mode="json")
     except ValueError:
-        raise PromptKitError(f"{out / RECORD} was written by another promptkit version: choose another --out") from None
+        raise PromptKitError(f"{path} was written by another promptkit version: choose another --out") from None
 
 
 def _changes(scores: dict[str, float], unadapted: dict[str, float]) -> dict[str, float]:
@@ -256,4 +256,4 @@ def adapt_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["AdaptConfig", "adapt", "adapt_table", "bucket_order"]
+__all__ = ["AdaptConfig", "adapt", "adapt_table", "bucket_order", "recorded_config"]

@@ -21,6 +21,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from distill.adaptation import recorded_config
 from distill.seed_statistics import Difference, t_interval
 from prompt_kit.errors import PromptKitError
 
@@ -76,7 +77,7 @@ def read_adaptation(folder: str | Path) -> AdaptationRun:
         raise PromptKitError(
             f"{path} is not an adaptation record ({error}): give folders written by `distill adapt`"
         ) from None
-    config = {**_defaults(), **config}  # a record from before a field was added has its default
+    config = recorded_config(config, path)  # a record from before a field was added has its default
     if len(buckets) < config["buckets"]:
         raise PromptKitError(
             f"{folder} is unfinished ({len(buckets)} of {config['buckets']} buckets): rerun its `distill adapt` command"
@@ -174,12 +175,6 @@ def _spread(difference: Difference) -> str:
     if difference.replicates < 2:
         return f"{difference.mean:+.3f} (one run: no interval)"
     return f"{difference.mean:+.3f} ± {difference.sd:.3f} [{difference.low:+.3f}, {difference.high:+.3f}]"
-
-
-def _defaults() -> dict[str, Any]:
-    from distill.adaptation import AdaptConfig
-
-    return {name: field.default for name, field in AdaptConfig.model_fields.items() if not field.is_required()}
 
 
 def _hashable(value: Any) -> Any:
