@@ -166,15 +166,20 @@ def differences_table(pairs: list[tuple[str, str, Difference]]) -> str:
     lines = ["| a | b | final gain a - b [95%] | replicates | told apart |", "|---|---|---|---:|---|"]
     for a, b, difference in pairs:
         told = "yes" if difference.distinguishable else "no"
-        interval = f"{difference.mean:+.3f} [{difference.low:+.3f}, {difference.high:+.3f}]"
-        lines.append(f"| {a} | {b} | {interval} | {difference.replicates} | {told} |")
+        lines.append(
+            f"| {a} | {b} | {difference.mean:+.3f} {_bracket(difference)} | {difference.replicates} | {told} |"
+        )
     return "\n".join(lines)
 
 
 def _spread(difference: Difference) -> str:
     if difference.replicates < 2:
         return f"{difference.mean:+.3f} (one run: no interval)"
-    return f"{difference.mean:+.3f} ± {difference.sd:.3f} [{difference.low:+.3f}, {difference.high:+.3f}]"
+    return f"{difference.mean:+.3f} ± {difference.sd:.3f} {_bracket(difference)}"
+
+
+def _bracket(difference: Difference) -> str:
+    return f"[{difference.low:+.3f}, {difference.high:+.3f}]"
 
 
 def _hashable(value: Any) -> Any:

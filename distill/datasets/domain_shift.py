@@ -6,7 +6,7 @@ then passes the finished image through :func:`shift_appearance` (a colour cast a
 channel rotation, dusk-to-night exposure, fog rising towards the horizon, rain streaks, sensor
 noise). ``domain="night"`` is a second, different shift for testing what was tuned on the first:
 the source's own layout statistics, seen at night (:func:`night_appearance`: a low exposure under
-sodium or moonlight colour, glows of street lights, heavy sensor noise; no fog, no rain). Labels
+sodium or moonlight colour, glows of street lights, sensor noise; no fog, no rain). Labels
 are untouched: the same classes, seen otherwise.
 """
 

@@ -135,13 +135,14 @@ def test_the_night_domain_is_a_second_shift_of_light_only():
     assert np.array_equal(
         night.scene(5)[0], create_dataset("synthetic:count=12,size=64x96,domain=night", "train").scene(5)[0]
     )
-    images = {name: np.stack([d.scene(i)[0] for i in range(12)]).astype(np.float32)
-              for name, d in [("source", source), ("night", night), ("target", target)]}  # fmt: skip
+    scenes = {
+        name: [d.scene(i) for i in range(12)] for name, d in [("source", source), ("night", night), ("target", target)]
+    }
+    images = {name: np.stack([image for image, _ in drawn]).astype(np.float32) for name, drawn in scenes.items()}
+    labels = {name: np.stack([label for _, label in drawn]) for name, drawn in scenes.items()}
     assert images["night"].mean() < 0.6 * images["source"].mean()  # night
     assert not np.array_equal(images["night"], images["target"])  # another shift than the first
-    labels = np.stack([night.scene(i)[1] for i in range(12)])
-    assert set(np.unique(labels)) <= set(range(12)) and len(np.unique(labels)) >= 8
+    assert set(np.unique(labels["night"])) <= set(range(12)) and len(np.unique(labels["night"])) >= 8
     # the source's layout statistics: as many building pixels as the source has, while the target has fewer
-    building = {name: np.mean(np.stack([d.scene(i)[1] for i in range(12)]) == 1)
-                for name, d in [("source", source), ("night", night), ("target", target)]}  # fmt: skip
+    building = {name: np.mean(label == 1) for name, label in labels.items()}
     assert abs(building["night"] - building["source"]) < abs(building["target"] - building["source"])
