@@ -8,6 +8,8 @@ import click
 
 import prompt_kit
 from cli.common import UserFacingGroup, configure_logging
+from cli.parameters import integer
+from prompt_kit.bounds import MAX_BATCH, MAX_REPEATS, MAX_SEED, MAX_SIDE, MAX_STEPS
 
 
 @click.group(
@@ -33,9 +35,6 @@ def run_folder_options(function):
         "--overwrite", is_flag=True, help="Start over in an --out that holds a finished or killed run."
     )(function)
     return function
-
-
-MAX_SIDE = 8192  # pixels per side: a bigger input is a typo, not a model
 
 
 def _size(value: str | None) -> tuple[int, int] | None:
@@ -77,16 +76,16 @@ def _size(value: str | None) -> tuple[int, int] | None:
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Teacher folder to write.")
 @click.option("--encoder", default=None, help="minilm (default), st:PATH or clip:PATH (default with --pretrained).")
-@click.option("--steps", type=click.IntRange(min=0), default=None, help="Segmentation training steps.")
+@click.option("--steps", type=integer(0, MAX_STEPS), default=None, help="Segmentation training steps.")
 @click.option(
     "--pretrained",
     default=None,
     help="Diffusion: a local Stable Diffusion folder. Network: imagenet or a trained checkpoint (.pth, folder).",
 )
-@click.option("--pretrain-denoiser", type=click.IntRange(min=0), default=None, help="DDPM steps first (diffusion).")
+@click.option("--pretrain-denoiser", type=integer(0, MAX_STEPS), default=None, help="DDPM steps first (diffusion).")
 @click.option("--size", default=None, help="Training and evaluation image size HEIGHTxWIDTH.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None)
-@click.option("--seed", type=click.IntRange(min=0), default=None)
+@click.option("--batch-size", type=integer(1, MAX_BATCH), default=None)
+@click.option("--seed", type=integer(0, MAX_SEED), default=None)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
 @click.option("--resume", is_flag=True, help="Continue a killed teacher from its last checkpoint.")
@@ -175,8 +174,8 @@ def networks() -> None:
     "--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic (SPEC@map=...)."
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
-@click.option("--steps", type=click.IntRange(min=0), default=None)
-@click.option("--seed", type=click.IntRange(min=0), default=None)
+@click.option("--steps", type=integer(0, MAX_STEPS), default=None)
+@click.option("--seed", type=integer(0, MAX_SEED), default=None)
 @click.option("--student-size", default=None, help="HEIGHTxWIDTH of the student's input.")
 @click.option("--teacher-size", default=None, help="HEIGHTxWIDTH of the teacher's input (default: its training size).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
@@ -249,9 +248,9 @@ Re-running the same command skips finished cells and resumes a killed one.
 @click.option("--prompt-sets", type=click.Path(file_okay=False), help="Folder of <style>.yaml (default: curated sets).")
 @click.option("--kd", "kd_specs", multiple=True, help="KD spec; repeat for one row per spec (default: dist).")
 @click.option("--student", default=None, help="Student name.")
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Student seeds per teacher (default 3).")
+@click.option("--seeds", type=integer(1, MAX_REPEATS), default=None, help="Student seeds per teacher (default 3).")
 @click.option(
-    "--teacher-seeds", type=click.IntRange(min=1), default=None, help="Teachers per prompt style (default 1)."
+    "--teacher-seeds", type=integer(1, MAX_REPEATS), default=None, help="Teachers per prompt style (default 1)."
 )
 @click.option("--encoder", default=None, help="Prompt encoder for every teacher (default: minilm).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Comparison folder.")

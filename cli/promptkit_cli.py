@@ -9,6 +9,8 @@ import click
 
 import prompt_kit
 from cli.common import UserFacingGroup, configure_logging
+from cli.parameters import integer, real
+from prompt_kit.bounds import MAX_REPEATS, MAX_SEED
 from prompt_kit.concepts import curated_answer
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_files
@@ -65,37 +67,33 @@ def classes(dataset: str | None) -> None:
 @click.option("--templates", "templates_dir", type=click.Path(file_okay=False), help="Folder overriding templates.")
 @click.option("--llm", "llm_model", metavar="MODEL", help="Ask this model instead of using the curated words.")
 @click.option("--base-url", help="OpenAI-compatible server URL (default: $OPENAI_BASE_URL or OpenAI).")
-@click.option("--temperature", type=click.FloatRange(0.0, 2.0), default=0.7, show_default=True)
-@click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None)
+@click.option("--temperature", type=real(0.0, 2.0), default=0.7, show_default=True)
+@click.option("--top-p", type=real(0.0, 1.0, low_open=True), default=None)
 @click.option(
-    "--seed", type=click.IntRange(min=0), default=None, help="Sampling seed sent to the server (sample i gets seed+i)."
+    "--seed", type=integer(0, MAX_SEED), default=None, help="Sampling seed sent to the server (sample i gets seed+i)."
 )
 @click.option(
     "--samples",
-    type=click.IntRange(1, 100),
+    type=integer(1, 100),
     default=1,
     show_default=True,
     help="Answers per request, kept as alternatives.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.0, min_open=True),
+    type=real(0.0, 3600.0, low_open=True),
     default=60.0,
     show_default=True,
     help="Seconds per HTTP request.",
 )
-@click.option(
-    "--retries", type=click.IntRange(0, 100), default=2, show_default=True, help="HTTP retries on 429/5xx/timeouts."
-)
-@click.option(
-    "--reasks", type=click.IntRange(0, 100), default=2, show_default=True, help="Re-asks after an invalid answer."
-)
+@click.option("--retries", type=integer(0, 100), default=2, show_default=True, help="HTTP retries on 429/5xx/timeouts.")
+@click.option("--reasks", type=integer(0, 100), default=2, show_default=True, help="Re-asks after an invalid answer.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="LLM answer cache (default: user cache).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the LLM answer cache.")
 @click.option("--replay", is_flag=True, help="Answers only from the cache; a miss is an error.")
 @click.option("--encoder", default="minilm", show_default=True, help="Encoder that measures orthogonal word choices.")
 @click.option(
-    "--selection-seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the word selection."
+    "--selection-seed", type=integer(0, MAX_SEED), default=0, show_default=True, help="Seed of the word selection."
 )
 @click.option("--no-select", is_flag=True, help="orthogonal: keep the first 4 candidates, unmeasured.")
 @click.option("--report", "report_out", type=click.Path(dir_okay=False), help="orthogonal: selection report JSON.")
@@ -263,7 +261,7 @@ Re-running the same command skips finished runs and resumes a killed one.
 """
 )
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Student seeds per teacher (default 1).")
+@click.option("--seeds", type=integer(1, MAX_REPEATS), default=None, help="Student seeds per teacher (default 1).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a compare field.")
 def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
     """The main job on the embedded default: four prompt styles and a network teacher, KD students, one table.
@@ -298,8 +296,10 @@ def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
 @click.option("--to", "target", required=True, help="Target taxonomy.")
 @click.option("--style", default="label", show_default=True, help="Prompt style whose embeddings are compared.")
 @click.option("--encoder", default="minilm", show_default=True, help="minilm, st:PATH or clip:PATH")
-@click.option("--min-similarity", type=float, default=0.3, show_default=True, help="Below this: void.")
-@click.option("--close", type=float, default=0.05, show_default=True, help="Flag rows whose best two are this close.")
+@click.option("--min-similarity", type=real(-1.0, 1.0), default=0.3, show_default=True, help="Below this: void.")
+@click.option(
+    "--close", type=real(0.0, 2.0), default=0.05, show_default=True, help="Flag rows whose best two are this close."
+)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The master-labels CSV to write.")
 def map_labels(source, target, style, encoder, min_similarity, close, out) -> None:
     """Propose a label-space mapping from the class-prompt embeddings, for a person to review."""

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import click
 
+from cli.parameters import integer, real
+from prompt_kit.bounds import MAX_BATCH, MAX_BINS
+
 
 @click.command(
     epilog="""Examples:
@@ -35,7 +38,7 @@ import click
 @click.option(
     "--prompts", type=click.Path(dir_okay=False), help="A diffusion teacher: condition it on this prompt set."
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--batch-size", type=integer(1, MAX_BATCH), default=4, show_default=True)
 def predict(model, images, out, split, tta, ids, overlays, probabilities, prompts, batch_size) -> None:
     """Predict label PNGs (and overlays, probabilities) for images with a teacher folder or a student run."""
     from distill.prediction import predict_images
@@ -66,11 +69,23 @@ def predict(model, images, out, split, tta, ids, overlays, probabilities, prompt
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The folder: dataset to write.")
 @click.option("--split", default="train", show_default=True, help="The split, when --images is a dataset spec.")
 @click.option("--tta", default=None, help="Test-time augmentation, e.g. flip,scales=0.75,1,1.25 (default: none).")
-@click.option("--min-confidence", type=float, default=None, help="Keep pixels whose top probability is at least this.")
-@click.option("--max-entropy", type=float, default=None, help="Keep pixels whose entropy (nats) is at most this.")
-@click.option("--class-balanced", type=float, default=None, help="Keep each class's most confident share P (CBST).")
 @click.option(
-    "--min-image-share", type=float, default=None, help="Leave out an image with under this share of its pixels kept."
+    "--min-confidence", type=real(0.0, 1.0), default=None, help="Keep pixels whose top probability is at least this."
+)
+@click.option(
+    "--max-entropy", type=real(0.0, 100.0), default=None, help="Keep pixels whose entropy (nats) is at most this."
+)
+@click.option(
+    "--class-balanced",
+    type=real(0.0, 1.0, low_open=True),
+    default=None,
+    help="Keep each class's most confident share P (CBST).",
+)
+@click.option(
+    "--min-image-share",
+    type=real(0.0, 1.0),
+    default=None,
+    help="Leave out an image with under this share of its pixels kept.",
 )
 @click.option(
     "--priors", type=click.Path(dir_okay=False), help="Master-labels CSV: restrict each pixel by its source label."
@@ -78,7 +93,7 @@ def predict(model, images, out, split, tta, ids, overlays, probabilities, prompt
 @click.option(
     "--prompts", type=click.Path(dir_okay=False), help="A diffusion teacher: condition it on this prompt set."
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--batch-size", type=integer(1, MAX_BATCH), default=4, show_default=True)
 def pseudo_label_command(
     model,
     images,
@@ -125,7 +140,9 @@ def pseudo_label_command(
 @click.option("--data", "images", required=True, help="A dataset spec (with --split), a folder, an image or a glob.")
 @click.option("--split", default="train", show_default=True, help="The split, when --data is a dataset spec.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The vDNA file (.safetensors).")
-@click.option("--bins", type=click.IntRange(min=2), default=1000, show_default=True, help="Histogram bins per neuron.")
+@click.option(
+    "--bins", type=integer(2, MAX_BINS), default=None, help="Histogram bins per neuron (default 1000, or --against's)."
+)
 @click.option("--against", type=click.Path(dir_okay=False), help="A source vDNA: use its bins and measure against it.")
 @click.option("--ranking", type=click.Path(dir_okay=False), help="With --against: each image's distance, as CSV.")
 def vdna(model_path, layers, images, split, out, bins, against, ranking) -> None:
@@ -161,7 +178,7 @@ def vdna(model_path, layers, images, split, out, bins, against, ranking) -> None
 @click.option("--source", required=True, help="The source domain's data spec.")
 @click.option("--target", required=True, help="The target domain's data spec (val labels: evaluation only).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The adaptation folder.")
-@click.option("--buckets", type=click.IntRange(min=1), default=None, help="Buckets of target images (default 4).")
+@click.option("--buckets", type=integer(1, 10_000), default=None, help="Buckets of target images (default 4).")
 @click.option("--order", type=click.Choice(["asc", "desc", "random"]), default=None, help="By vDNA distance.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")

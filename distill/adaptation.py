@@ -27,10 +27,11 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from prompt_kit.bounds import MAX_SEED, STRICT, Bins, LearningRate, Nats, PositiveSteps, Share
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 
@@ -41,39 +42,35 @@ RECORD = "adapt.json"
 class AdaptConfig(BaseModel):
     """What one adaptation run does; fields not given come from the student run's own config."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     teacher: str
     student: str = Field(description="the finished student run to adapt")
     source: str = Field(description="the source domain's data spec (its train split gives the reference vDNA)")
     target: str = Field(description="the target domain's data spec (train: unlabelled buckets; val: evaluation)")
     out: str
-    buckets: int = Field(default=4, ge=1)
+    buckets: Annotated[int, Field(ge=1, le=10_000)] = 4
     order: Order = "asc"
     layers: tuple[str, ...] = ("encoder",)
-    bins: int = Field(default=1000, ge=2)
-    max_entropy: float | None = Field(default=0.3, ge=0)
+    bins: Bins = 1000
+    max_entropy: Nats | None = 0.3
     tta: str | None = None
-    steps_per_bucket: int = Field(default=200, ge=1)
+    steps_per_bucket: PositiveSteps = 200
     kd: str = "dist"
     replay: bool = Field(
         default=False,
         description="train each bucket mixed with the source's labelled train split (against forgetting)",
     )
-    min_kept_share: float | None = Field(
+    min_kept_share: Share | None = Field(
         default=None,
-        ge=0,
-        le=1,
         description="skip a bucket whose pseudo-labels keep less than this share of its pixels (None: train on all)",
     )
-    min_image_share: float | None = Field(
+    min_image_share: Share | None = Field(
         default=None,
-        ge=0,
-        le=1,
         description="leave out an image whose pseudo-labels keep less than this share of its pixels (None: keep all)",
     )
-    lr: float | None = Field(default=None, gt=0, description="default: a tenth of the student run's")
-    seed: int = 0
+    lr: LearningRate | None = Field(default=None, description="default: a tenth of the student run's")
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED - 10_000)] = 0
 
 
 def bucket_order(distances: list[float], buckets: int, order: Order, seed: int) -> list[list[int]]:

@@ -29,12 +29,13 @@ from typing import Any
 
 import pandas as pd
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from distill.compare_report import duration_text, markdown_table, write_results
 from distill.compare_tables import details, differences_table, prompt_transfer, results_table
 from distill.configuration import config_to_yaml
 from distill.run_folder import resumable
+from prompt_kit.bounds import STRICT, Repeats
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.styles import STYLES
@@ -65,7 +66,7 @@ RUN_KEYS = {
 class CompareConfig(BaseModel):
     """The grid: styles x KD specs x seeds, plus the no-KD baseline; defaults run on a laptop CPU."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     data: str = "synthetic"
     styles: list[str] = Field(
@@ -85,9 +86,9 @@ class CompareConfig(BaseModel):
         default_factory=lambda: ["dist"], description="one row per KD spec, e.g. [dist, kl, 'kl=1,cwd=3']"
     )
     student: str = "tiny"
-    seeds: int = Field(default=3, ge=1, description="student seeds on every teacher")
-    teacher_seeds: int = Field(
-        default=1, ge=1, description="teachers per prompt style (a network teacher row has one, seed 0)"
+    seeds: Repeats = Field(default=3, description="student seeds on every teacher")
+    teacher_seeds: Repeats = Field(
+        default=1, description="teachers per prompt style (a network teacher row has one, seed 0)"
     )
     out: str = "runs/compare"
     encoder: str | None = Field(default=None, description="prompt encoder for every teacher (default: minilm)")

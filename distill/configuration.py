@@ -9,13 +9,13 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
+from prompt_kit.bounds import MAX_SIDE
 from prompt_kit.errors import PromptKitError
 from prompt_kit.readers import parse_yaml, read_yaml
 from prompt_kit.yaml_files import describe_validation_error
 
 ConfigT = TypeVar("ConfigT", bound=pydantic.BaseModel)
 
-MAX_SIDE = 8192  # pixels per side: a bigger image size is a typo, not a model
 
 
 def _size_value(value: Any) -> Any:

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from torch import nn
 
 from distill.losses import create_loss, loss_parameters, parse_kd_spec
+from prompt_kit.bounds import STRICT, LossWeight, Steps
 from prompt_kit.errors import PromptKitError
 
 LOGITS = "logits"
@@ -39,9 +40,9 @@ class WeightSchedule(BaseModel):
     (SegDistill's "+SW": warm-up over the first steps, decay near the end).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    warmup_steps: int = Field(default=0, ge=0)
+    warmup_steps: Steps = 0
     decay_start: float = Field(default=1.0, ge=0, le=1, description="fraction of the steps where the decay starts")
     decay_end: float = Field(default=1.0, ge=0, le=1, description="fraction of the steps where the weight is 0")
 
@@ -66,10 +67,10 @@ class WeightSchedule(BaseModel):
 class KDTermSpec(BaseModel):
     """One KD term: ``weight * schedule(step) * loss(connector(student[output]), teacher[output], mask)``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     loss: str
-    weight: float = Field(default=1.0, ge=0)
+    weight: LossWeight = 1.0
     student: str = Field(default=LOGITS, description="the student output compared: logits or a feature name")
     teacher: str = Field(default=LOGITS, description="the teacher output compared: logits or a feature name")
     connector: Literal["none", "conv1x1"] = Field(

@@ -50,6 +50,7 @@ from distill.prediction import (
     taxonomy_for,
 )
 from distill.test_time_augmentation import TestTimeAugmentation
+from prompt_kit.bounds import check_number
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
 
@@ -109,14 +110,11 @@ def check_filters(
     class_balanced: float | None,
     min_image_share: float | None = None,
 ) -> None:
-    if min_confidence is not None and not 0 <= min_confidence <= 1:
-        raise PromptKitError(f"--min-confidence {min_confidence}: a probability in [0, 1] (DAFormer uses 0.968)")
-    if max_entropy is not None and max_entropy < 0:
-        raise PromptKitError(f"--max-entropy {max_entropy}: an entropy in nats >= 0 (e.g. 0.3)")
-    if class_balanced is not None and not 0 < class_balanced <= 1:
-        raise PromptKitError(f"--class-balanced {class_balanced}: the share of each class's pixels kept, in (0, 1]")
-    if min_image_share is not None and not 0 <= min_image_share <= 1:
-        raise PromptKitError(f"--min-image-share {min_image_share}: the share of an image's pixels kept, in [0, 1]")
+    """Each threshold finite and in its range (NaN compares false with everything, so it would keep nothing)."""
+    check_number(min_confidence, "--min-confidence", 0.0, 1.0, hint="a probability; DAFormer uses 0.968")
+    check_number(max_entropy, "--max-entropy", 0.0, 100.0, hint="an entropy in nats, e.g. 0.3")
+    check_number(class_balanced, "--class-balanced", 0.0, 1.0, low_open=True, hint="the share of each class kept")
+    check_number(min_image_share, "--min-image-share", 0.0, 1.0, hint="the share of an image's pixels kept")
 
 
 @torch.no_grad()

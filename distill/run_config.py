@@ -7,16 +7,32 @@ teachers, saved evaluation, benchmarks), while only ``distill.student_training``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from distill.class_weights import ClassWeighting
 from distill.configuration import ImageSize
 from distill.datasets.paired_views import check_augmentation
 from distill.kd_terms import KDTerm, KDTermSpec, build_terms, shorthand_specs
 from distill.losses.pixel_selection import KdPixels
+from prompt_kit.bounds import (
+    MAX_SCALE,
+    STRICT,
+    BatchSize,
+    GradClip,
+    ImageCount,
+    LearningRate,
+    LossWeight,
+    PositiveImageCount,
+    PositiveSteps,
+    Seed,
+    Share,
+    Steps,
+    WeightDecay,
+    Workers,
+)
 from prompt_kit.errors import PromptKitError
 from student import list_networks
 
@@ -24,7 +40,7 @@ from student import list_networks
 class RunConfig(BaseModel):
     """A distillation run; every default runs on a laptop CPU."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     prompts: str | None = Field(default=None, description="prompt set (default: the teacher's own)")
     teacher: str | None = Field(
@@ -50,7 +66,7 @@ class RunConfig(BaseModel):
     kd_pixels: KdPixels = Field(
         default="valid", description="pixels the KD terms compare: every labelled one, or where the teacher is right"
     )
-    ce_weight: float = 1.0
+    ce_weight: LossWeight = 1.0
     class_weighting: ClassWeighting = Field(
         default="none",
         description="cross-entropy class weights from the train labels (distill.class_weights); "
@@ -58,13 +74,11 @@ class RunConfig(BaseModel):
     )
     data: str = "synthetic"
     out: str = "runs/student"
-    steps: int = Field(default=600, ge=0, description="0: evaluate the initial weights (e.g. init_weights) only")
-    batch_size: int = Field(default=8, ge=1)
+    steps: Steps = Field(default=600, description="0: evaluate the initial weights (e.g. init_weights) only")
+    batch_size: BatchSize = 8
     teacher_size: ImageSize | None = Field(default=None, description="default: the teacher's training size")
-    unlabelled_kd_confidence: float = Field(
+    unlabelled_kd_confidence: Share = Field(
         default=0.5,
-        ge=0,
-        le=1,
         description="images without labels (images:PATH): KD at the pixels where the teacher's top probability "
         "is at least this",
     )
@@ -75,30 +89,33 @@ class RunConfig(BaseModel):
     )
     student_size: ImageSize = (96, 128)
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 30
-    grad_clip: float = 1.0
-    eval_every: int = Field(default=200, ge=1)
-    checkpoint_every: int = Field(default=100, ge=1)
-    val_images: int | None = None
-    panels: int = 4
-    seed: int = 0
-    num_workers: int = 0
+    lr: LearningRate = 2e-3
+    weight_decay: WeightDecay = 1e-4
+    warmup_steps: Steps = 30
+    grad_clip: GradClip = 1.0
+    eval_every: PositiveSteps = 200
+    checkpoint_every: PositiveSteps = 100
+    val_images: PositiveImageCount | None = None
+    panels: Annotated[int, Field(ge=0, le=64)] = 4
+    seed: Seed = 0
+    num_workers: Workers = 0
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     augment: bool = Field(default=True, description="random scale, crop, flip and colour jitter while training")
-    scale_range: tuple[float, float] = Field(
-        default=(0.75, 1.5), description="zoom factors drawn per sample; [1, 1] keeps the whole image (flips only)"
+    scale_range: tuple[Annotated[float, Field(gt=0, le=MAX_SCALE)], Annotated[float, Field(gt=0, le=MAX_SCALE)]] = (
+        Field(
+            default=(0.75, 1.5), description="zoom factors drawn per sample; [1, 1] keeps the whole image (flips only)"
+        )
     )
-    color_jitter: float = Field(default=0.2, description="brightness/contrast/saturation +-, in [0, 1)")
+    color_jitter: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.2, description="brightness/contrast/saturation +-, in [0, 1)"
+    )
     channels_last: bool = Field(
         default=True,
         description="student weights and images in NHWC: depthwise-conv students train ~15-30% faster on CPU "
         "(benchmarks/bench_students.py), as convnets under AMP do on GPUs",
     )
-    holdout: int = Field(
+    holdout: ImageCount = Field(
         default=0,
-        ge=0,
         description="evaluate on this many train images kept out of training (tune here; val stays unseen)",
     )
     teacher_cache: bool = Field(

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from distill.class_weights import ClassWeighting, class_weights
 from distill.configuration import ImageSize, config_to_yaml
@@ -41,6 +41,19 @@ from distill.training_core import (
     train_steps,
     write_finished,
 )
+from prompt_kit.bounds import (
+    STRICT,
+    BatchSize,
+    GradClip,
+    ImageCount,
+    LearningRate,
+    PositiveImageCount,
+    PositiveSteps,
+    Seed,
+    Steps,
+    WeightDecay,
+    Workers,
+)
 from prompt_kit.embedding_cache import EmbeddingCache
 from prompt_kit.encoders import create_encoder, encode_prompt_set
 from prompt_kit.errors import PromptKitError
@@ -55,34 +68,35 @@ from teacher.folder import EMBEDDINGS_NAME
 class TeacherTrainingConfig(BaseModel):
     """Every field has a default that runs on a laptop CPU in a few minutes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     prompts: str
     data: str = "synthetic"
     out: str = "runs/teacher"
     encoder: str | None = Field(default=None, description="default: minilm, or clip:PRETRAINED")
     pretrained: str | None = None
-    steps: int = Field(default=800, ge=0)
-    pretrain_denoiser: int = Field(default=100, ge=0, description="DDPM steps before segmentation training")
-    batch_size: int = Field(default=8, ge=1)
+    steps: Steps = 800
+    pretrain_denoiser: Steps = Field(default=100, description="DDPM steps before segmentation training")
+    batch_size: BatchSize = 8
     image_size: ImageSize = (96, 128)
-    lr: float = 1e-3
-    denoiser_lr: float = 5e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 30
-    grad_clip: float = 1.0
-    eval_every: int = Field(default=200, ge=1)
-    checkpoint_every: int = Field(default=100, ge=1, description="steps between checkpoints (resume with --resume)")
-    val_images: int | None = Field(default=None, description="evaluate on the first N val images (None: all)")
-    holdout: int = Field(
+    lr: LearningRate = 1e-3
+    denoiser_lr: LearningRate = 5e-4
+    weight_decay: WeightDecay = 1e-4
+    warmup_steps: Steps = 30
+    grad_clip: GradClip = 1.0
+    eval_every: PositiveSteps = 200
+    checkpoint_every: PositiveSteps = Field(default=100, description="steps between checkpoints (resume with --resume)")
+    val_images: PositiveImageCount | None = Field(
+        default=None, description="evaluate on the first N val images (None: all)"
+    )
+    holdout: ImageCount = Field(
         default=0,
-        ge=0,
         description="evaluate on this many train images kept out of training (tune here; val stays unseen); "
         "the same images a student's holdout keeps out",
     )
-    panels: int = 4
-    seed: int = 0
-    num_workers: int = 0
+    panels: Annotated[int, Field(ge=0, le=64)] = 4
+    seed: Seed = 0
+    num_workers: Workers = 0
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     augment: bool = True
     class_weighting: ClassWeighting = Field(

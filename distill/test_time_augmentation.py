@@ -12,12 +12,14 @@ that is unsure then weighs less than a confident one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from prompt_kit.bounds import MAX_SCALE, STRICT
 from prompt_kit.errors import PromptKitError
 
 TTA_EXAMPLE = "flip,scales=0.75,1,1.25"
@@ -27,16 +29,16 @@ class TestTimeAugmentation(BaseModel):
     """Which copies of an image are predicted and averaged: ``scales`` (1 = the model's size), each also flipped."""
 
     __test__ = False  # not a pytest class, whatever its name says
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**STRICT, frozen=True)
 
     flip: bool = False
-    scales: tuple[float, ...] = Field(default=(1.0,), min_length=1)
+    scales: tuple[float, ...] = Field(default=(1.0,), min_length=1, max_length=32)
 
     @field_validator("scales")
     @classmethod
     def _positive(cls, scales: tuple[float, ...]) -> tuple[float, ...]:
-        if any(scale <= 0 for scale in scales):
-            raise ValueError(f"scales must be > 0, got {list(scales)}")
+        if any(not 0 < scale <= MAX_SCALE for scale in scales):
+            raise ValueError(f"scales must be finite numbers in (0, {MAX_SCALE:g}], got {list(scales)}")
         return scales
 
     @property
@@ -75,14 +77,21 @@ class TestTimeAugmentation(BaseModel):
         try:
             return cls(flip=flip, scales=tuple(scales) if scales else (1.0,))
         except ValueError as exc:
-            raise PromptKitError(f"--tta {text!r}: scales must be > 0 (e.g. {TTA_EXAMPLE})") from exc
+            raise PromptKitError(
+                f"--tta {text!r}: each scale must be a finite number in (0, {MAX_SCALE:g}] (e.g. {TTA_EXAMPLE})"
+            ) from exc
 
 
 def _scale(token: str, text: str) -> float:
     try:
-        return float(token)
+        scale = float(token)
     except ValueError:
         raise PromptKitError(f"--tta {text!r}: {token!r} is not a scale; write it as e.g. {TTA_EXAMPLE}") from None
+    if not math.isfinite(scale) or not 0 < scale <= MAX_SCALE:
+        raise PromptKitError(
+            f"--tta {text!r}: scale {token!r} is out of range: give a finite number in (0, {MAX_SCALE:g}]"
+        )
+    return scale
 
 
 def scaled_size(size: tuple[int, int], scale: float, multiple: int) -> tuple[int, int]:

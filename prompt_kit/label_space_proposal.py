@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from prompt_kit.bounds import check_number
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.label_space import LabelSpaceMap
 
@@ -42,6 +43,8 @@ def propose_label_map(
     source: ClassEmbeddings, target: ClassEmbeddings, min_similarity: float = 0.3, close: float = 0.05
 ) -> tuple[LabelSpaceMap, list[ProposedMatch]]:
     """The proposed map (each source under its best target, or void) and every source's match for review."""
+    check_number(min_similarity, "--min-similarity", -1.0, 1.0, hint="a cosine similarity")
+    check_number(close, "--close", 0.0, 2.0, hint="a difference of two cosines")
     if source.pooled.shape[-1] != target.pooled.shape[-1]:
         raise ValueError("source and target embeddings come from different encoders (their dimensions differ)")
     similarity = similarity_matrix(source, target)

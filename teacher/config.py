@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from prompt_kit.bounds import MAX_CHANNELS, STRICT, Channels, Seed
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.errors import PromptKitError
 
@@ -23,10 +24,10 @@ class TeacherConfig(BaseModel):
     ``space_to_depth=2``, and a better teacher after the same minutes (README, "The teacher").
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    num_classes: int = Field(ge=2)
-    embedding_dim: int = Field(ge=1, description="D of the class embeddings (cross_attention_dim)")
+    num_classes: Annotated[int, Field(ge=2, le=MAX_CHANNELS)]
+    embedding_dim: Channels = Field(description="D of the class embeddings (cross_attention_dim)")
     architecture: Literal["diffusion", "network"] = Field(
         default="diffusion",
         description="diffusion: a UNet pass conditioned on the prompts, then a head; network: a pretrained "
@@ -49,31 +50,35 @@ class TeacherConfig(BaseModel):
         "False: frozen ImageNet features",
     )
     latent_stride: Literal[4, 8, 16] = Field(default=8, description="feature latents: the backbone map's stride")
-    space_to_depth: int = Field(default=4, ge=1, description="pixels: pixel-unshuffle factor before the UNet")
-    block_out_channels: tuple[int, ...] = (32, 64, 96)
+    space_to_depth: int = Field(default=4, ge=1, le=64, description="pixels: pixel-unshuffle factor before the UNet")
+    block_out_channels: tuple[Channels, ...] = Field(default=(32, 64, 96), min_length=1, max_length=8)
     attention_levels: tuple[bool, ...] = (False, True, True)
-    layers_per_block: int = 1
-    attention_head_dim: int = Field(default=32, ge=1, description="tiny: channels per attention head")
+    layers_per_block: Annotated[int, Field(ge=1, le=16)] = 1
+    attention_head_dim: Channels = Field(default=32, description="tiny: channels per attention head")
     format_version: int = Field(
         default=TEACHER_FORMAT,
+        ge=1,
+        le=1000,
         description="2: tiny UNets get channels // attention_head_dim heads (1, before: attention_head_dim heads)",
     )
     self_attention: bool = Field(
         default=False, description="tiny: keep the UNet's self-attention (costs ~half of a CPU train step)"
     )
-    timestep: int = Field(default=50, ge=0, description="noise level of the single UNet pass (VPD-style: small)")
-    noise_seed: int = 0
+    timestep: int = Field(
+        default=50, ge=0, le=10_000, description="noise level of the single UNet pass (VPD-style: small)"
+    )
+    noise_seed: Seed = 0
     conditioning: Literal["tokens", "pooled"] = "tokens"
     text_adapter: bool = True
-    head_channels: int = 64
-    class_dim: int = Field(default=64, ge=1, description="mlp/linear: the space the cosines are taken in")
+    head_channels: Channels = 64
+    class_dim: Channels = Field(default=64, description="mlp/linear: the space the cosines are taken in")
     class_projection: ClassProjection = Field(
         default="mlp",
         description="how class embeddings reach the logits: a learned mlp or linear map, or frozen (compared "
         "unchanged, so the prompts' geometry survives training; teacher/head.py says why)",
     )
-    logit_scale: float | None = Field(
-        default=None, gt=0, description="fixed factor on the cosines (LSeg: 1/0.07); None: learned, from 10"
+    logit_scale: Annotated[float, Field(gt=0, le=1e4)] | None = Field(
+        default=None, description="fixed factor on the cosines (LSeg: 1/0.07); None: learned, from 10"
     )
     use_attention_maps: bool = True
 

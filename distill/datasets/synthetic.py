@@ -19,6 +19,7 @@ from PIL import Image
 from distill.datasets.segmentation_dataset import SegmentationDataset
 from distill.datasets.street_scene import DOMAINS, draw_street_scene
 from distill.datasets.taxonomy_choice import require_classes
+from prompt_kit.bounds import MAX_IMAGES, MAX_SEED, MAX_SIDE
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes
 from prompt_kit.taxonomy import Taxonomy
@@ -54,8 +55,14 @@ class SyntheticStreets(SegmentationDataset):
             raise PromptKitError(f"synthetic count must be at least 1, got {count}")
         if min(size) < MIN_SIDE:
             raise PromptKitError(f"synthetic size must be at least {MIN_SIDE}x{MIN_SIDE}, got {size[0]}x{size[1]}")
-        if seed < 0:
-            raise PromptKitError(f"synthetic seed must be a non-negative integer, got {seed}")
+        if not 0 <= seed <= MAX_SEED:
+            raise PromptKitError(f"synthetic seed must be an integer in [0, {MAX_SEED}], got {seed}")
+        if count > MAX_IMAGES:
+            raise PromptKitError(f"synthetic count must be at most {MAX_IMAGES:,}, got {count:,}")
+        if max(size) > MAX_SIDE:
+            raise PromptKitError(
+                f"synthetic size must be at most {MAX_SIDE}x{MAX_SIDE}, got {size[0]}x{size[1]}: is it a typo?"
+            )
         self.name = "synthetic"
         self.split = split
         self.taxonomy = require_classes(taxonomy, "camvid", "synthetic")

@@ -120,7 +120,9 @@ def _loss_class(name: str) -> type[nn.Module]:
 
 def _check_parameters(params: dict[str, Any], names: list[str]) -> None:
     taken = {p for name in names for p in loss_parameters(name)}
-    for key in params:
+    for key, value in params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{key} = {value} is not a finite number: give the loss parameter a finite value")
         if key not in taken:
             described = "; ".join(f"{name}: {', '.join(loss_parameters(name))}" for name in names)
             raise ValueError(f"{key!r} is not a parameter of {' or '.join(names)} (parameters: {described})")

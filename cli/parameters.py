@@ -1,0 +1,68 @@
+"""Numeric command-line options with a finite range, the range named in the error.
+
+click's ``FloatRange`` lets NaN through (every comparison with NaN is false) and ``IntRange``
+without a maximum takes 10^12; every numeric option of both command groups is one of these.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+
+class Number(click.ParamType):
+    """A finite ``int`` or ``float`` in ``[low, high]`` (an open end with ``low_open``/``high_open``)."""
+
+    def __init__(self, kind: type, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
+        if kind not in (int, float):
+            raise TypeError(f"Number takes int or float, not {kind!r}")
+        self.kind, self.low, self.high = kind, low, high
+        self.low_open, self.high_open = low_open, high_open
+        self.name = "integer" if kind is int else "float"
+
+    @property
+    def range_text(self) -> str:
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` (already a number) is finite and in the range."""
+        if not math.isfinite(value):
+            return False
+        above_low = value > self.low if self.low_open else value >= self.low
+        below_high = value < self.high if self.high_open else value <= self.high
+        return above_low and below_high
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                number = int(text) if self.kind is int else float(text)
+            except ValueError:
+                kind = "a whole number" if self.kind is int else "a number"
+                self.fail(f"{value!r} is not {kind}: give one in {self.range_text}", param, ctx)
+        elif isinstance(value, (int, float)):
+            number = value
+            if self.kind is int and (not isinstance(value, int)):
+                self.fail(f"{value!r} is not a whole number: give one in {self.range_text}", param, ctx)
+        else:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not self.contains(number):
+            self.fail(f"{value!r} is out of range: give a finite number in {self.range_text}", param, ctx)
+        return self.kind(number)
+
+    def __repr__(self) -> str:
+        return f"Number({self.kind.__name__}, {self.range_text})"
+
+
+def integer(low: int, high: int) -> Number:
+    return Number(int, low, high)
+
+
+def real(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Number:
+    return Number(float, low, high, low_open, high_open)
+
+
+__all__ = ["Number", "integer", "real"]
