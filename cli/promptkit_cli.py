@@ -16,6 +16,7 @@ from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_files
 from prompt_kit.generate import build_prompt_set
 from prompt_kit.llm import LLMSettings, request_class_answers
+from prompt_kit.outputs import check_new_file
 from prompt_kit.prompt_set import load_prompt_set, prompt_set_to_yaml
 from prompt_kit.styles import STYLES
 from prompt_kit.taxonomy import list_taxonomies, load_taxonomy
@@ -97,6 +98,7 @@ def classes(dataset: str | None) -> None:
 )
 @click.option("--no-select", is_flag=True, help="orthogonal: keep the first 4 candidates, unmeasured.")
 @click.option("--report", "report_out", type=click.Path(dir_okay=False), help="orthogonal: selection report JSON.")
+@click.option("--overwrite", is_flag=True, help="Replace existing --out and --report files.")
 def generate(
     dataset: str,
     classes_file: str | None,
@@ -119,8 +121,12 @@ def generate(
     selection_seed: int,
     no_select: bool,
     report_out: str | None,
+    overwrite: bool,
 ) -> None:
     """Build a validated prompt set in one STYLE, from curated words or an LLM's answer."""
+    for option, path in (("--out", out), ("--report", report_out)):
+        if path is not None:
+            check_new_file(path, option, overwrite)
     taxonomy = load_taxonomy(classes_file or dataset)
     templates = PromptTemplates(templates_dir)
     if replay and no_cache:
@@ -193,8 +199,10 @@ def _set_names(paths: list[Path]) -> list[str]:
 @click.option("--encoder", default="minilm", show_default=True, help="minilm, st:PATH or clip:PATH")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ClassEmbeddings .safetensors file.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
-def embed(prompt_set_path: str, encoder: str, out: str, no_cache: bool) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def embed(prompt_set_path: str, encoder: str, out: str, no_cache: bool, overwrite: bool) -> None:
     """Encode a prompt set into ClassEmbeddings (tokens, mask, pooled) for a teacher."""
+    check_new_file(out, "--out", overwrite)
     from prompt_kit.embedding_cache import EmbeddingCache
     from prompt_kit.encoders import create_encoder, encode_prompt_set
 
@@ -301,8 +309,10 @@ def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
     "--close", type=real(0.0, 2.0), default=0.05, show_default=True, help="Flag rows whose best two are this close."
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The master-labels CSV to write.")
-def map_labels(source, target, style, encoder, min_similarity, close, out) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def map_labels(source, target, style, encoder, min_similarity, close, out, overwrite) -> None:
     """Propose a label-space mapping from the class-prompt embeddings, for a person to review."""
+    check_new_file(out, "--out", overwrite)
     from prompt_kit.embedding_cache import EmbeddingCache
     from prompt_kit.encoders import create_encoder, encode_prompt_set
     from prompt_kit.label_space_proposal import propose_label_map, review_table

@@ -145,22 +145,34 @@ def pseudo_label_command(
 )
 @click.option("--against", type=click.Path(dir_okay=False), help="A source vDNA: use its bins and measure against it.")
 @click.option("--ranking", type=click.Path(dir_okay=False), help="With --against: each image's distance, as CSV.")
-def vdna(model_path, layers, images, split, out, bins, against, ranking) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace existing --out and --ranking files.")
+def vdna(model_path, layers, images, split, out, bins, against, ranking, overwrite) -> None:
     """Visual DNA: per-neuron activation histograms of a dataset, and distances between datasets and images."""
-    from distill.vdna import dataset_vdna, write_ranking
+    from pathlib import Path
+
+    from distill.vdna import dataset_vdna, ranking_csv
+    from prompt_kit.files import atomic_write_files
+    from prompt_kit.outputs import check_new_file
 
     if ranking and not against:
         raise click.UsageError("--ranking needs --against SOURCE_VDNA (the distances are to it)")
+    check_new_file(out, "--out", overwrite)
+    if ranking:
+        check_new_file(ranking, "--ranking", overwrite)
+        if Path(ranking).resolve() == Path(out).resolve():
+            raise click.UsageError("--out and --ranking name the same file: give each its own path")
     names = [name.strip() for name in layers.split(",") if name.strip()]
     result, image_names, distances, distance = dataset_vdna(
         model_path, images, names, split=split, bins=bins, against=against
     )
-    result.save(out, metadata={"model": str(model_path), "data": images, "split": split})
+    files = {Path(out): result.to_bytes(metadata={"model": str(model_path), "data": images, "split": split})}
+    if ranking:
+        files[Path(ranking)] = ranking_csv(image_names, distances).encode()
+    atomic_write_files(files)  # the vDNA and its ranking together or not at all
     message = f"wrote {out}: {result.images} images, layers {', '.join(names)}"
     if distance is not None:
         message += f"; distance to {against}: {distance:.4f}"
     if ranking:
-        write_ranking(ranking, image_names, distances)
         message += f"; per-image ranking in {ranking}"
     click.echo(message)
 
@@ -182,7 +194,8 @@ def vdna(model_path, layers, images, split, out, bins, against, ranking) -> None
 @click.option("--order", type=click.Choice(["asc", "desc", "random"]), default=None, help="By vDNA distance.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
-def adapt(teacher, student, source, target, out, buckets, order, config_file, overrides) -> None:
+@click.option("--overwrite", is_flag=True, help="Start over in an --out that holds an adaptation (damaged or other).")
+def adapt(teacher, student, source, target, out, buckets, order, config_file, overrides, overwrite) -> None:
     """Adapt a student to a target domain in vDNA-ordered buckets of pseudo-labelled images."""
     from distill.adaptation import AdaptConfig, adapt_table
     from distill.adaptation import adapt as run_adaptation
@@ -190,7 +203,7 @@ def adapt(teacher, student, source, target, out, buckets, order, config_file, ov
 
     base = {"teacher": teacher, "student": student, "source": source, "target": target, "out": out}
     config = load_config(AdaptConfig, config_file, list(overrides), {**base, "buckets": buckets, "order": order})
-    record = run_adaptation(config)
+    record = run_adaptation(config, overwrite=overwrite)
     click.echo(adapt_table(record))
 
 

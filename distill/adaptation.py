@@ -29,11 +29,12 @@ import random
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from prompt_kit.bounds import MAX_SEED, STRICT, Bins, LearningRate, Nats, PositiveSteps, Share
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
+from prompt_kit.readers import read_json
 
 Order = Literal["asc", "desc", "random"]
 RECORD = "adapt.json"
@@ -73,6 +74,65 @@ class AdaptConfig(BaseModel):
     seed: Annotated[int, Field(ge=0, le=MAX_SEED - 10_000)] = 0
 
 
+class Scores(BaseModel):
+    """A student's mIoU on the source and the target val splits (target None: the target has no labels)."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    source_miou: float | None = Field(ge=0, le=1)
+    target_miou: float | None = Field(default=None, ge=0, le=1)
+
+
+class BucketRow(Scores):
+    """One bucket of ``adapt.json``: what it held, whether it trained, and the scores after it."""
+
+    bucket: int = Field(ge=0)
+    images: int = Field(ge=0)
+    mean_distance: float
+    kept_share: float = Field(ge=0, le=1)
+    images_kept: int | None = Field(default=None, ge=0)
+    skipped: bool = False
+    target_gain: float | None = None
+    source_forgetting: float | None
+
+
+class BucketOrder(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    target_distance: float
+    buckets: list[list[str]] = Field(min_length=1)
+    mean_distance: list[float]
+
+
+class AdaptRecord(BaseModel):
+    """``adapt.json``: the config, the unadapted scores, the bucket order and one row per finished bucket."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    config: dict[str, Any]
+    unadapted: Scores | None = None
+    order: BucketOrder | None = None
+    buckets: list[BucketRow] = Field(default_factory=list)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """``adapt.json`` through the checked readers and :class:`AdaptRecord`: damaged or mistyped is one line."""
+    from pydantic import ValidationError
+
+    from prompt_kit.readers import read_json
+    from prompt_kit.yaml_files import describe_validation_error
+
+    raw = read_json(path, "adaptation record")
+    try:
+        AdaptRecord.model_validate(raw)
+    except ValidationError as exc:
+        raise PromptKitError(
+            f"{path} is not an adaptation record ({describe_validation_error(exc)}): give a folder written by "
+            "`distill adapt`"
+        ) from None
+    return raw
+
+
 def bucket_order(distances: list[float], buckets: int, order: Order, seed: int) -> list[list[int]]:
     """Image indices in ``buckets`` nearly equal, contiguous groups of the chosen order."""
     if buckets > len(distances):
@@ -91,17 +151,97 @@ def bucket_order(distances: list[float], buckets: int, order: Order, seed: int) 
     return groups
 
 
-def _evaluate(run: Path, source: str, target: str) -> dict[str, float]:
+def _evaluate(run: Path, source: str, target: str | None) -> dict[str, float | None]:
+    """Source and target val mIoU (``target`` None: the target has no labelled val split, so no target score)."""
     from distill.saved_evaluation import evaluate_saved
 
+    def miou(data: str) -> float | None:
+        value = evaluate_saved(run, data=data, split="val")["miou"]
+        return None if value is None else round(value, 4)
+
+    return {"source_miou": miou(source), "target_miou": None if target is None else miou(target)}
+
+
+def labelled_val(spec: str) -> bool:
+    """Whether the data spec has a val split with labels (what the target's scores need)."""
+    from distill.datasets import create_dataset
+
+    try:
+        dataset = create_dataset(spec, "val")
+    except PromptKitError:
+        return False
+    return len(dataset) > 0 and getattr(dataset, "labelled", True)
+
+
+def _bucket_overrides(config: AdaptConfig, base, index: int, data: str, previous: Path, run: Path) -> dict[str, Any]:
+    """The run config of bucket ``index``'s fine-tuning, over the student run's own config."""
     return {
-        "source_miou": round(evaluate_saved(run, data=source, split="val")["miou"], 4),
-        "target_miou": round(evaluate_saved(run, data=target, split="val")["miou"], 4),
+        "data": data,
+        "teacher": config.teacher,
+        "kd": config.kd,
+        "steps": config.steps_per_bucket,
+        "eval_every": config.steps_per_bucket,
+        "checkpoint_every": max(1, config.steps_per_bucket // 2),
+        "lr": config.lr or base.lr / 10,
+        "warmup_steps": 0,
+        "seed": config.seed + index,
+        "init_weights": str(previous),
+        "student_pretrained": None,
+        "holdout": 0,
+        "out": str(run),
+        "panels": 0,
     }
 
 
-def adapt(config: AdaptConfig) -> dict[str, Any]:
-    """Run (or continue) the adaptation; returns ``adapt.json``'s content."""
+def _bucket_config(config: AdaptConfig, base, overrides: dict[str, Any]):
+    from pydantic import ValidationError
+
+    from distill.run_config import RunConfig
+    from prompt_kit.yaml_files import describe_validation_error
+
+    try:
+        return RunConfig.model_validate({**base.model_dump(mode="python"), **overrides})
+    except ValidationError as exc:
+        raise PromptKitError(f"the buckets' fine-tuning config is invalid: {describe_validation_error(exc)}") from None
+
+
+def _open_record(config: AdaptConfig, out: Path, overwrite: bool) -> dict[str, Any]:
+    """The record to continue, or a new one; a folder of other settings or other contents is refused."""
+    import shutil
+
+    from prompt_kit.outputs import check_output_folder
+
+    check_output_folder(out, "--out", own=RECORD)
+    record_path = out / RECORD
+    if record_path.is_file() and overwrite:
+        for child in out.iterdir():  # only what an adaptation writes: the record, the reference, the buckets
+            if child.name in (RECORD, "source_vdna.safetensors") or child.name.startswith("bucket_"):
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    if record_path.is_file():
+        try:
+            record = read_record(record_path)
+        except PromptKitError as exc:
+            raise PromptKitError(f"{exc}; to start this adaptation over, pass --overwrite") from None
+        if recorded_config(record["config"], record_path) != config.model_dump(mode="json"):
+            raise PromptKitError(
+                f"{out} holds an adaptation with other settings: choose another --out, or pass --overwrite"
+            )
+        return record
+    if out.is_dir() and any(out.iterdir()):
+        raise PromptKitError(f"{out} is not empty and holds no adaptation: choose a new or empty --out")
+    return {"config": config.model_dump(mode="json"), "unadapted": None, "order": None, "buckets": []}
+
+
+def adapt(config: AdaptConfig, overwrite: bool = False) -> dict[str, Any]:
+    """Run (or continue) the adaptation; returns ``adapt.json``'s content.
+
+    Everything that can be checked is checked before the first file is written: the student run,
+    the test-time augmentation, the fine-tuning config of the buckets and the record of an earlier
+    try. A bucket with fewer train images than the student's batch trains with a batch of all of
+    them (the record says so); the target's val split scores the buckets when it has labels, else
+    only the source's forgetting is reported.
+    """
+    from distill.datasets import create_dataset
     from distill.prediction import ImageSource, image_source
     from distill.pseudo_labels import RECORD as PSEUDO_RECORD
     from distill.pseudo_labels import pseudo_label
@@ -115,24 +255,24 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
     student_run, weights = find_run_folder(Path(config.student))
     if not (student_run / "metrics.json").is_file():
         raise PromptKitError(f"{config.student} is not a finished run: adapt a student that finished training")
+    augmentation = TestTimeAugmentation.parse(config.tta)
+    base = RunConfig.model_validate(load_config_dict(student_run))
+    for index in (0, config.buckets - 1):  # the first and last seeds, lr and steps, before anything is written
+        _bucket_config(config, base, _bucket_overrides(config, base, index, config.source, weights, out / "check"))
+    target_scored = config.target if labelled_val(config.target) else None
+    target = image_source(config.target, "train")
+    if config.buckets > len(target.images):
+        raise PromptKitError(f"--buckets {config.buckets} is more than the {len(target.images)} target images")
+    record = _open_record(config, out, overwrite)
     record_path = out / RECORD
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if recorded_config(record["config"], record_path) != config.model_dump(mode="json"):
-            raise PromptKitError(f"{out} holds an adaptation with other settings: choose another --out")
-    else:
-        if out.is_dir() and any(out.iterdir()):
-            raise PromptKitError(f"{out} is not empty and holds no adaptation: choose a new or empty --out")
-        record = {"config": config.model_dump(mode="json"), "unadapted": None, "order": None, "buckets": []}
     out.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
         atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
 
     if record["unadapted"] is None:
-        record["unadapted"] = _evaluate(student_run, config.source, config.target)
+        record["unadapted"] = _evaluate(student_run, config.source, target_scored)
         save()
-    target = image_source(config.target, "train")
     if record["order"] is None:
         reference = out / "source_vdna.safetensors"
         vdna, _, _, _ = dataset_vdna(student_run, config.source, list(config.layers), split="train", bins=config.bins)
@@ -148,7 +288,9 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
         }
         save()
     by_name = {item.name: item for item in target.images}
-    base = RunConfig.model_validate(load_config_dict(student_run))
+    missing = [name for group in record["order"]["buckets"] for name in group if name not in by_name]
+    if missing:
+        raise PromptKitError(f"{record_path} names target image {missing[0]!r}, which the target no longer has")
     previous = weights
     for index, names in enumerate(record["order"]["buckets"]):
         folder = out / f"bucket_{index}"
@@ -163,12 +305,12 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
                 config.teacher,
                 ImageSource([by_name[name] for name in names]),
                 pseudo,
-                TestTimeAugmentation.parse(config.tta),
+                augmentation,
                 max_entropy=config.max_entropy,
                 min_image_share=config.min_image_share,
             )
         else:
-            kept = json.loads((pseudo / PSEUDO_RECORD).read_text())
+            kept = read_json(pseudo / PSEUDO_RECORD, "pseudo-label record")
         entry = {
             "bucket": index,
             "images": len(names),
@@ -176,33 +318,24 @@ def adapt(config: AdaptConfig) -> dict[str, Any]:
             "images_kept": kept.get("images_written", len(names)),
             "kept_share": kept["kept_share"],
         }
+        data = f"{config.source}+folder:{pseudo}" if config.replay else f"folder:{pseudo}"
+        train_images = len(create_dataset(data, "train")) if entry["images_kept"] else 0
         unsure = config.min_kept_share is not None and kept["kept_share"] < config.min_kept_share
-        if unsure or entry["images_kept"] == 0:
+        if unsure or train_images == 0:
             before = record["buckets"][-1] if record["buckets"] else record["unadapted"]
             scores = {key: before[key] for key in ("source_miou", "target_miou")}  # the student is unchanged
-            record["buckets"].append({**entry, "skipped": True, **scores, **_changes(scores, record["unadapted"])})
+            reason = "few_pixels_kept" if unsure else "no_train_images"
+            record["buckets"].append(
+                {**entry, "skipped": True, "skip_reason": reason, **scores, **_changes(scores, record["unadapted"])}
+            )
             save()
             continue
-        overrides = {
-            "data": f"{config.source}+folder:{pseudo}" if config.replay else f"folder:{pseudo}",
-            "teacher": config.teacher,
-            "kd": config.kd,
-            "steps": config.steps_per_bucket,
-            "eval_every": config.steps_per_bucket,
-            "checkpoint_every": max(1, config.steps_per_bucket // 2),
-            "lr": config.lr or base.lr / 10,
-            "warmup_steps": 0,
-            "seed": config.seed + index,
-            "init_weights": str(previous),
-            "student_pretrained": None,
-            "holdout": 0,
-            "out": str(run),
-            "panels": 0,
-        }
+        overrides = _bucket_overrides(config, base, index, data, previous, run)
+        overrides["batch_size"] = min(base.batch_size, train_images)  # a bucket smaller than a batch: all of it
+        entry["batch_size"] = overrides["batch_size"]
         if not (run / "metrics.json").is_file():  # else it finished before the record was written
-            run_config = RunConfig.model_validate({**base.model_dump(mode="python"), **overrides})
-            train_student(run_config, resume=(run / "checkpoints").is_dir())
-        scores = _evaluate(run, config.source, config.target)
+            train_student(_bucket_config(config, base, overrides), resume=(run / "checkpoints").is_dir())
+        scores = _evaluate(run, config.source, target_scored)
         record["buckets"].append({**entry, "skipped": False, **scores, **_changes(scores, record["unadapted"])})
         save()
         previous = run / "checkpoints" / "best" / "model.safetensors"
@@ -217,10 +350,13 @@ def recorded_config(recorded: dict[str, Any], path: Path) -> dict[str, Any]:
         raise PromptKitError(f"{path} was written by another promptkit version: choose another --out") from None
 
 
-def _changes(scores: dict[str, float], unadapted: dict[str, float]) -> dict[str, float]:
+def _changes(scores: dict[str, float | None], unadapted: dict[str, float | None]) -> dict[str, float | None]:
+    def change(after: float | None, before: float | None) -> float | None:
+        return None if after is None or before is None else round(after - before, 4)
+
     return {
-        "target_gain": round(scores["target_miou"] - unadapted["target_miou"], 4),
-        "source_forgetting": round(unadapted["source_miou"] - scores["source_miou"], 4),
+        "target_gain": change(scores["target_miou"], unadapted["target_miou"]),
+        "source_forgetting": change(unadapted["source_miou"], scores["source_miou"]),
     }
 
 
@@ -233,24 +369,48 @@ def load_config_dict(run: Path) -> dict[str, Any]:
     return values
 
 
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
 def adapt_table(record: dict[str, Any]) -> str:
-    """The per-bucket table (Markdown): the target gain and the source forgetting after each bucket."""
+    """The per-bucket table (Markdown): the target gain and the source forgetting after each bucket.
+
+    A target without labels shows ``-`` for its scores; a bucket that trained with a smaller batch
+    than the student's says so beside its image count.
+    """
     unadapted = record["unadapted"]
     lines = [
         "| after bucket | images | mean vDNA distance | pixels kept | target mIoU | gain | source mIoU | forgetting |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| (unadapted) | | | | {unadapted['target_miou']:.3f} | | {unadapted['source_miou']:.3f} | |",
+        f"| (unadapted) | | | | {_number(unadapted['target_miou'])} | | {_number(unadapted['source_miou'])} | |",
     ]
     for row in record["buckets"]:
         bucket = f"{row['bucket']} (skipped)" if row.get("skipped") else str(row["bucket"])
         kept = row.get("images_kept", row["images"])
         images = str(row["images"]) if kept == row["images"] else f"{kept} of {row['images']}"
+        if "batch_size" in row:
+            images += f" (batch {row['batch_size']})"
         lines.append(
             f"| {bucket} | {images} | {row['mean_distance']:.4f} | {row['kept_share']:.2f} | "
-            f"{row['target_miou']:.3f} | {row['target_gain']:+.3f} | {row['source_miou']:.3f} | "
-            f"{row['source_forgetting']:+.3f} |"
+            f"{_number(row['target_miou'])} | {_number(row['target_gain'], True)} | {_number(row['source_miou'])} | "
+            f"{_number(row['source_forgetting'], True)} |"
         )
+    if unadapted["target_miou"] is None:
+        lines.append("")
+        lines.append("The target has no labelled val split: only the source's forgetting is measured.")
     return "\n".join(lines)
 
 
-__all__ = ["AdaptConfig", "adapt", "adapt_table", "bucket_order", "recorded_config"]
+__all__ = [
+    "AdaptConfig",
+    "AdaptRecord",
+    "adapt",
+    "adapt_table",
+    "bucket_order",
+    "labelled_val",
+    "read_record",
+    "recorded_config",
+]

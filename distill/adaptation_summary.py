@@ -13,7 +13,6 @@ the best of them would need target labels nobody has.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from distill.adaptation import recorded_config
+from distill.adaptation import read_record, recorded_config
 from distill.seed_statistics import Difference, t_interval
 from prompt_kit.errors import PromptKitError
 
@@ -70,17 +69,17 @@ def read_adaptation(folder: str | Path) -> AdaptationRun:
     path = folder / "adapt.json"
     if not path.is_file():
         raise PromptKitError(f"{folder} holds no adapt.json: give folders written by `distill adapt`")
-    try:
-        record = json.loads(path.read_text())
-        config, buckets = record["config"], record["buckets"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise PromptKitError(
-            f"{path} is not an adaptation record ({error}): give folders written by `distill adapt`"
-        ) from None
+    record = read_record(path)  # damaged, not UTF-8 or mistyped: one line
+    config, buckets = record["config"], record["buckets"]
     config = recorded_config(config, path)  # a record from before a field was added has its default
     if len(buckets) < config["buckets"]:
         raise PromptKitError(
             f"{folder} is unfinished ({len(buckets)} of {config['buckets']} buckets): rerun its `distill adapt` command"
+        )
+    if any(row.get("target_gain") is None for row in buckets):
+        raise PromptKitError(
+            f"{folder} adapted to a target without labels (no target gain to summarise): give adaptations whose "
+            "target has a labelled val split"
         )
     setting = tuple(sorted((key, _hashable(value)) for key, value in config.items() if key not in NOT_SETTING_KEYS))
     return AdaptationRun(

@@ -214,10 +214,12 @@ def train_steps(
             ):
                 metrics = evaluate()
                 state.history.append({"step": step, "miou": metrics["miou"]})
-                if writer is not None:
+                if writer is not None and metrics["miou"] is not None:
                     writer.add_scalar("val/miou", metrics["miou"], step)
-                if metrics["miou"] > state.best_miou:
-                    state.best_miou, state.best_step = metrics["miou"], step
+                # no labelled pixel to score (a tiny pseudo-labelled val split): the latest weights are kept
+                if metrics["miou"] is None or metrics["miou"] > state.best_miou:
+                    state.best_step = step
+                    state.best_miou = state.best_miou if metrics["miou"] is None else metrics["miou"]
                     if keep_best is not None and accelerator.is_main_process:
                         keep_best()
             if step % settings.checkpoint_every == 0 or step == settings.steps:

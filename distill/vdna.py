@@ -22,8 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from prompt_kit.bounds import MAX_BINS, check_allocation
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
+from prompt_kit.readers import read_safetensors_with_metadata
 
 DEFAULT_BINS = 1000
 RANGE_MARGIN = 0.1  # the fixed range is the first images' min..max widened by this share on each side
@@ -45,35 +47,54 @@ class VisualDNA:
         """Each neuron's histogram as a distribution (sums to 1)."""
         return {name: h / h.sum(1, keepdim=True).clamp_min(1e-12) for name, h in self.histograms.items()}
 
-    def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    @property
+    def bins(self) -> int:
+        return next(iter(self.histograms.values())).shape[1]
+
+    def to_bytes(self, metadata: dict[str, str] | None = None) -> bytes:
+        """The vDNA as safetensors bytes: ``range.<layer>`` ``[N, 2]``, ``histogram.<layer>`` ``[N, bins]``."""
         from safetensors.torch import save as safetensors_save
 
         tensors = {f"range.{name}": value.float() for name, value in self.ranges.items()}
         tensors.update({f"histogram.{name}": value.double() for name, value in self.histograms.items()})
         meta = {"images": str(self.images), "layers": ",".join(self.layers), **(metadata or {})}
-        return atomic_write_bytes(
-            path, safetensors_save({k: v.contiguous() for k, v in tensors.items()}, metadata=meta)
-        )
+        return safetensors_save({k: v.contiguous() for k, v in tensors.items()}, metadata=meta)
+
+    def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+        return atomic_write_bytes(path, self.to_bytes(metadata))
 
     @classmethod
     def load(cls, path: str | Path) -> VisualDNA:
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), "pt") as handle:
-                meta = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise PromptKitError(
-                f"{path} is not a vDNA file ({str(exc).splitlines()[0]}): write one with distill vdna"
-            ) from exc
+        """A vDNA file, checked: each layer's ranges ``[N, 2]`` finite and increasing, histograms ``[N, bins]``."""
+        meta, tensors = read_safetensors_with_metadata(path, "vDNA")
+        hint = "write one with distill vdna"
         layers = [name for name in meta.get("layers", "").split(",") if name]
         if not layers or any(f"range.{n}" not in tensors or f"histogram.{n}" not in tensors for n in layers):
-            raise PromptKitError(f"{path} is not a vDNA file (no layers recorded): write one with distill vdna")
+            raise PromptKitError(f"{path} is not a vDNA file (no layers recorded): {hint}")
+        bins = None
+        for name in layers:
+            ranges, counts = tensors[f"range.{name}"], tensors[f"histogram.{name}"]
+            if ranges.ndim != 2 or ranges.shape[1] != 2 or counts.ndim != 2 or counts.shape[0] != ranges.shape[0]:
+                raise PromptKitError(f"{path}: layer {name} has ranges {list(ranges.shape)} and histograms "
+                                     f"{list(counts.shape)}, not [N, 2] and [N, bins]: {hint}")  # fmt: skip
+            if not ranges.is_floating_point() or not counts.is_floating_point():
+                raise PromptKitError(f"{path}: layer {name} does not hold floating-point ranges and counts: {hint}")
+            if not torch.isfinite(ranges).all() or not (ranges[:, 1] > ranges[:, 0]).all():
+                raise PromptKitError(f"{path}: layer {name} has a non-finite or empty neuron range: {hint}")
+            if not torch.isfinite(counts).all() or (counts < 0).any():
+                raise PromptKitError(f"{path}: layer {name} has negative or non-finite counts: {hint}")
+            if bins is not None and counts.shape[1] != bins or not 2 <= counts.shape[1] <= MAX_BINS:
+                expected = bins if bins is not None else f"in [2, {MAX_BINS}]"
+                raise PromptKitError(f"{path}: layer {name} has {counts.shape[1]} bins, not {expected}: {hint}")
+            bins = counts.shape[1]
+        try:
+            images = int(meta.get("images", 0))
+        except ValueError:
+            raise PromptKitError(f"{path}: its image count {meta['images']!r} is not a number: {hint}") from None
         return cls(
             {n: tensors[f"range.{n}"] for n in layers},
-            {n: tensors[f"histogram.{n}"] for n in layers},
-            int(meta.get("images", 0)),
+            {n: tensors[f"histogram.{n}"].double() for n in layers},
+            images,
         )
 
 
@@ -154,6 +175,17 @@ def compute_vdna(
 
     def add(images: torch.Tensor) -> None:
         named = _pick(features_of(images), layers)
+        if not histograms:  # the first batch: the neurons are known, the histograms not yet made
+            for name in layers:
+                if ranges[name].shape[0] != named[name].shape[1]:
+                    raise PromptKitError(
+                        f"layer {name}: the reference vDNA has {ranges[name].shape[0]} neurons, the model "
+                        f"{named[name].shape[1]}: take both vDNAs with the same model"
+                    )
+            neurons = sum(named[name].shape[1] for name in layers)
+            check_allocation(
+                neurons * bins * 8 * 3, f"{neurons:,} neurons x {bins:,} bins", "give fewer --bins or --layers"
+            )
         for name in layers:
             counts = histogram(named[name], ranges[name], bins)
             histograms[name] = histograms.get(name, 0) + counts
@@ -214,19 +246,31 @@ def dataset_vdna(
     images: str,
     layers: list[str],
     split: str = "train",
-    bins: int = DEFAULT_BINS,
+    bins: int | None = None,
     against: str | Path | None = None,
     batch_size: int = 8,
 ) -> tuple[VisualDNA, list[str], list[float], float | None]:
-    """``(vDNA, image names, each image's distance to ``against``, the dataset's distance to it)``."""
+    """``(vDNA, image names, each image's distance to ``against``, the dataset's distance to it)``.
+
+    ``bins``: default 1000, or ``against``'s own (which a different number contradicts: an error).
+    """
     from distill.prediction import image_source, load_finished_model
     from distill.training_core import make_accelerator
 
+    reference = VisualDNA.load(against) if against is not None else None  # a damaged file fails before any work
+    if reference is not None:
+        if bins is not None and bins != reference.bins:
+            raise PromptKitError(
+                f"--bins {bins} differs from the {reference.bins} bins of {against}: leave --bins out to use its bins"
+            )
+        bins = reference.bins
+    bins = DEFAULT_BINS if bins is None else bins
+    if not 2 <= bins <= MAX_BINS:
+        raise PromptKitError(f"--bins {bins} is out of range: give a whole number in [2, {MAX_BINS}]")
     model, size = load_finished_model(model_path)
     accelerator = make_accelerator("auto")
     model = model.to(accelerator.device).eval()
     source = image_source(images, split)
-    reference = VisualDNA.load(against) if against is not None else None
 
     def batches():
         for start in range(0, len(source.images), batch_size):

@@ -31,6 +31,7 @@ import torch
 
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
+from prompt_kit.readers import read_text
 
 VOID_ID = 255
 
@@ -123,10 +124,7 @@ def read_label_map(
     row (its id and its name as the target taxonomy has them); a source class in no row is void.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PromptKitError(f"cannot read the label map {path}: {exc}") from exc
+    text = read_text(path, "label map").removeprefix("\ufeff")  # a BOM, as spreadsheet programs write it
     sources = {_key(name): index for index, name in enumerate(source_classes)}
     allowed = np.zeros((len(source_classes), len(target_classes)), dtype=bool)
     seen: dict[int, int] = {}

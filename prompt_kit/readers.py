@@ -160,6 +160,23 @@ def read_safetensors_metadata(path: str | os.PathLike, what: str, keys: tuple[st
         ) from exc
 
 
+def read_safetensors_with_metadata(path: str | os.PathLike, what: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(metadata, every tensor)`` of a safetensors file, with one-line errors."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise PromptKitError(f"{what} file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+            return metadata, {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+        raise PromptKitError(
+            f"{path} is not a readable safetensors file ({_reason(exc)}): the {what} is damaged"
+        ) from exc
+
+
 def torch_load(path: str | os.PathLike, what: str) -> Any:
     """``torch.load`` with ``weights_only=True`` (no pickled code runs) and one-line errors."""
     import pickle
@@ -188,6 +205,7 @@ __all__ = [
     "read_json",
     "read_safetensors",
     "read_safetensors_metadata",
+    "read_safetensors_with_metadata",
     "read_text",
     "read_yaml",
     "torch_load",
