@@ -50,7 +50,8 @@ class Number(click.ParamType):
         else:
             self.fail(f"{value!r} is not a number", param, ctx)
         if not self.contains(number):
-            self.fail(f"{value!r} is out of range: give a finite number in {self.range_text}", param, ctx)
+            kind = "a whole number" if self.kind is int else "a finite number"
+            self.fail(f"{value!r} is out of range: give {kind} in {self.range_text}", param, ctx)
         return self.kind(number)
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_files
 from prompt_kit.generate import build_prompt_set
 from prompt_kit.llm import LLMSettings, request_class_answers
-from prompt_kit.outputs import check_new_file
+from prompt_kit.outputs import check_new_file, check_output_folder
 from prompt_kit.prompt_set import load_prompt_set, prompt_set_to_yaml
 from prompt_kit.styles import STYLES
 from prompt_kit.taxonomy import list_taxonomies, load_taxonomy
@@ -244,6 +244,8 @@ def score(paths: tuple[str, ...], encoder: str, classes_file: str | None, out_di
     from prompt_kit.encoders import create_encoder, encode_prompt_set
     from prompt_kit.score_report import render_report, score_embeddings, write_report
 
+    if out_dir:
+        check_output_folder(out_dir, "--out")  # a report never goes into a run's or comparison's folder
     prompt_sets = [load_prompt_set(path) for path in paths]  # validate every file before any work
     for prompt_set in prompt_sets:
         _check_taxonomy(prompt_set, classes_file)

@@ -39,7 +39,8 @@ from prompt_kit.bounds import MAX_BATCH, MAX_BINS
     "--prompts", type=click.Path(dir_okay=False), help="A diffusion teacher: condition it on this prompt set."
 )
 @click.option("--batch-size", type=integer(1, MAX_BATCH), default=4, show_default=True)
-def predict(model, images, out, split, tta, ids, overlays, probabilities, prompts, batch_size) -> None:
+@click.option("--overwrite", is_flag=True, help="Predict every image again in an --out of other predictions.")
+def predict(model, images, out, split, tta, ids, overlays, probabilities, prompts, batch_size, overwrite) -> None:
     """Predict label PNGs (and overlays, probabilities) for images with a teacher folder or a student run."""
     from distill.prediction import predict_images
     from distill.test_time_augmentation import TestTimeAugmentation
@@ -47,7 +48,7 @@ def predict(model, images, out, split, tta, ids, overlays, probabilities, prompt
     augmentation = TestTimeAugmentation.parse(tta)
     record = predict_images(
         model, images, out, augmentation, split=split, ids=ids, overlays=overlays, probabilities=probabilities,
-        prompts=prompts, batch_size=batch_size,
+        prompts=prompts, batch_size=batch_size, overwrite=overwrite,
     )  # fmt: skip
     done = f", {record['skipped']} already there" if record["skipped"] else ""
     click.echo(f"{record['predicted']} images predicted into {out}{done} (tta {record['tta']}, {ids} ids)")

@@ -99,9 +99,9 @@ class BucketRow(Scores):
 class BucketOrder(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
-    target_distance: float
-    buckets: list[list[str]] = Field(min_length=1)
-    mean_distance: list[float]
+    target_distance: float | None = None
+    buckets: list[list[str]] = Field(default_factory=list)
+    mean_distance: list[float] = Field(default_factory=list)
 
 
 class AdaptRecord(BaseModel):
@@ -196,13 +196,18 @@ def _bucket_overrides(config: AdaptConfig, base, index: int, data: str, previous
 def _bucket_config(config: AdaptConfig, base, overrides: dict[str, Any]):
     from pydantic import ValidationError
 
-    from distill.run_config import RunConfig
+    from distill.run_config import RunConfig, kd_terms
     from prompt_kit.yaml_files import describe_validation_error
 
     try:
-        return RunConfig.model_validate({**base.model_dump(mode="python"), **overrides})
+        run_config = RunConfig.model_validate({**base.model_dump(mode="python"), **overrides})
     except ValidationError as exc:
         raise PromptKitError(f"the buckets' fine-tuning config is invalid: {describe_validation_error(exc)}") from None
+    try:
+        kd_terms(run_config)  # the KD spec parses and its parameters exist
+    except ValueError as exc:
+        raise PromptKitError(f"kd {config.kd!r}: {exc}") from None
+    return run_config
 
 
 def _open_record(config: AdaptConfig, out: Path, overwrite: bool) -> dict[str, Any]:
@@ -226,6 +231,9 @@ def _open_record(config: AdaptConfig, out: Path, overwrite: bool) -> dict[str, A
             raise PromptKitError(
                 f"{out} holds an adaptation with other settings: choose another --out, or pass --overwrite"
             )
+        order = record["order"]
+        if order is not None and not len(order["buckets"]) == len(order["mean_distance"]) == config.buckets:
+            raise PromptKitError(f"{record_path} has a damaged bucket order: to start over, pass --overwrite")
         return record
     if out.is_dir() and any(out.iterdir()):
         raise PromptKitError(f"{out} is not empty and holds no adaptation: choose a new or empty --out")

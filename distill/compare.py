@@ -326,9 +326,10 @@ def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None)
     """Run (or finish) every cell, then write and return the results table."""
     from distill.student_training import train_student
     from distill.teacher_training import train_teacher
+    from prompt_kit.outputs import check_output_folder
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    out = Path(config.out)
+    out = check_output_folder(config.out, "--out", own="results.json")  # never into a run or an adaptation
     cells = plan_cells(config)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.yaml", config_to_yaml(config))

@@ -17,7 +17,6 @@ from prompt_kit.yaml_files import describe_validation_error
 ConfigT = TypeVar("ConfigT", bound=pydantic.BaseModel)
 
 
-
 def _size_value(value: Any) -> Any:
     """``"96x128"`` (as on the command line) or ``[96, 128]``; anything else is left to pydantic to reject."""
     if isinstance(value, str):

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from torch import nn
 
 from distill.losses import create_loss, loss_parameters, parse_kd_spec
-from prompt_kit.bounds import STRICT, LossWeight, Steps
+from prompt_kit.bounds import STRICT, LossWeight, Share, Steps
 from prompt_kit.errors import PromptKitError
 
 LOGITS = "logits"
@@ -35,16 +35,20 @@ FEATURE_DEFAULTS = {"cirkd": "decoder"}  # shorthand terms that compare features
 class WeightSchedule(BaseModel):
     """A term's weight over training: linear warm-up, then (optionally) a linear early decay to 0.
 
-    ``factor(step) = min(1, (step + 1) / warmup_steps)``, times ``(end - step) / (end - start)``
-    between ``start = decay_start * steps`` and ``end = decay_end * steps`` and 0 after ``end``
-    (SegDistill's "+SW": warm-up over the first steps, decay near the end).
+    With ``n = step + 1`` (the 1-based call count SegDistill's schedule runs on, for the warm-up
+    and the decay alike): ``factor = min(1, n / warmup_steps)``, times ``(end - n) / (end - start)``
+    for ``start < n < end`` and 0 from ``n >= end``, where ``start = decay_start * steps`` and
+    ``end = decay_end * steps`` (SegDistill's "+SW": warm-up over the first steps, decay near the
+    end; wzpscott/SegDistill ``mmseg/models/distillation/losses.py``, ``warmup``/``earlydecay``).
+    Where warm-up and decay overlap the two factors multiply; SegDistill's decay replaces the
+    warm-up value there (its configs never overlap them).
     """
 
     model_config = STRICT
 
     warmup_steps: Steps = 0
-    decay_start: float = Field(default=1.0, ge=0, le=1, description="fraction of the steps where the decay starts")
-    decay_end: float = Field(default=1.0, ge=0, le=1, description="fraction of the steps where the weight is 0")
+    decay_start: Share = Field(default=1.0, description="fraction of the steps where the decay starts")
+    decay_end: Share = Field(default=1.0, description="fraction of the steps where the weight is 0")
 
     @model_validator(mode="after")
     def _ordered(self) -> WeightSchedule:
@@ -54,13 +58,14 @@ class WeightSchedule(BaseModel):
 
     def factor(self, step: int, steps: int) -> float:
         """The multiplier of the term's weight at 0-based ``step`` of ``steps``."""
-        factor = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        calls = step + 1
+        factor = min(1.0, calls / self.warmup_steps) if self.warmup_steps else 1.0
         if self.decay_start < 1.0:
             start, end = self.decay_start * steps, self.decay_end * steps
-            if step >= end:
+            if calls >= end:
                 return 0.0
-            if step >= start:
-                factor *= (end - step) / (end - start)
+            if calls > start:
+                factor *= (end - calls) / (end - start)
         return factor
 
 

@@ -35,6 +35,7 @@ from distill.panels import colourise
 from distill.test_time_augmentation import TestTimeAugmentation, predict_probabilities
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
+from prompt_kit.readers import read_json
 from prompt_kit.taxonomy import ClassInfo, Taxonomy, list_taxonomies, load_taxonomy
 
 LabelIds = Literal["train", "dataset"]
@@ -240,14 +241,20 @@ def predict_images(
     probabilities: bool = False,
     prompts: str | Path | None = None,
     batch_size: int = 4,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the predictions of the teacher or student run at ``model_path`` for ``images`` into ``out``.
 
+    Images already predicted into ``out`` by the same model and settings are skipped (a killed
+    run continues); a folder of another command's work is refused, and one of predictions by
+    another model or setting too, unless ``overwrite`` (every image is then predicted again).
     Returns ``predictions.json``'s content (``predicted``: images written now, ``skipped``: found done).
     """
     from distill.provenance import provenance
     from distill.training_core import make_accelerator
+    from prompt_kit.outputs import check_output_folder
 
+    out = check_output_folder(out, "--out", own=RECORD)
     augmentation = augmentation or TestTimeAugmentation()
     model, size = load_finished_model(model_path, prompts)
     source = image_source(images, split)
@@ -260,7 +267,17 @@ def predict_images(
     def paths(item: InputImage) -> dict[str, Path]:
         return {kind: out / kind / f"{item.name}{suffix[kind]}" for kind in kinds}
 
-    todo = [item for item in source.images if not all(path.is_file() for path in paths(item).values())]
+    if (out / RECORD).is_file() and not overwrite:
+        earlier = read_json(out / RECORD, "predictions record")
+        now = {**run_record(model_path, model, images, split, source, augmentation), "ids": ids}
+        changed = [key for key in ("model", "images", "split", "tta", "ids") if earlier.get(key) != now[key]]
+        if changed:
+            raise PromptKitError(
+                f"{out} holds predictions with another {changed[0]} ({earlier.get(changed[0])!r}): choose another "
+                "--out, or pass --overwrite to predict every image again"
+            )
+    done = (lambda item: False) if overwrite else (lambda item: all(path.is_file() for path in paths(item).values()))
+    todo = [item for item in source.images if not done(item)]
     accelerator = make_accelerator("auto")
     model = model.to(accelerator.device).eval()
     for item, array, probs in tqdm(

@@ -32,6 +32,7 @@ from prompt_kit.bounds import (
     Steps,
     WeightDecay,
     Workers,
+    real,
 )
 from prompt_kit.errors import PromptKitError
 from student import list_networks
@@ -101,12 +102,10 @@ class RunConfig(BaseModel):
     num_workers: Workers = 0
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     augment: bool = Field(default=True, description="random scale, crop, flip and colour jitter while training")
-    scale_range: tuple[Annotated[float, Field(gt=0, le=MAX_SCALE)], Annotated[float, Field(gt=0, le=MAX_SCALE)]] = (
-        Field(
-            default=(0.75, 1.5), description="zoom factors drawn per sample; [1, 1] keeps the whole image (flips only)"
-        )
+    scale_range: tuple[real(0, MAX_SCALE, low_open=True), real(0, MAX_SCALE, low_open=True)] = Field(
+        default=(0.75, 1.5), description="zoom factors drawn per sample; [1, 1] keeps the whole image (flips only)"
     )
-    color_jitter: Annotated[float, Field(ge=0, lt=1)] = Field(
+    color_jitter: real(0, 1, high_open=True) = Field(
         default=0.2, description="brightness/contrast/saturation +-, in [0, 1)"
     )
     channels_last: bool = Field(

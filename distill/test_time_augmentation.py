@@ -89,7 +89,8 @@ def _scale(token: str, text: str) -> float:
         raise PromptKitError(f"--tta {text!r}: {token!r} is not a scale; write it as e.g. {TTA_EXAMPLE}") from None
     if not math.isfinite(scale) or not 0 < scale <= MAX_SCALE:
         raise PromptKitError(
-            f"--tta {text!r}: scale {token!r} is out of range: give a finite number in (0, {MAX_SCALE:g}]"
+            f"--tta {text!r}: scale {token!r} is out of range: give finite numbers in (0, {MAX_SCALE:g}], "
+            f"e.g. {TTA_EXAMPLE}"
         )
     return scale
 

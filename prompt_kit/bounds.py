@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from prompt_kit.errors import PromptKitError
 
@@ -43,12 +43,39 @@ Repeats = Annotated[int, Field(ge=1, le=MAX_REPEATS)]
 Workers = Annotated[int, Field(ge=0, le=MAX_WORKERS)]
 Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 Bins = Annotated[int, Field(ge=2, le=MAX_BINS)]
-LearningRate = Annotated[float, Field(gt=0, le=MAX_LR)]
-Share = Annotated[float, Field(ge=0, le=1)]
-LossWeight = Annotated[float, Field(ge=0, le=1e6)]
-WeightDecay = Annotated[float, Field(ge=0, le=1)]
-GradClip = Annotated[float, Field(gt=0, le=1e6)]
-Nats = Annotated[float, Field(ge=0, le=100)]  # an entropy: log(C) nats for C classes is at most ~11
+
+
+def _range(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def real(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Any:
+    """A float field type that is finite and in the range, and says the range when it is not.
+
+    pydantic's own message for NaN ("Input should be a finite number") names no range; this
+    check runs first and does.
+    """
+    where = _range(low, high, low_open, high_open)
+
+    def finite(value: Any) -> Any:
+        try:
+            number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+        except ValueError:
+            return value  # not a number at all: pydantic says so
+        if number is not None and not math.isfinite(number):
+            raise ValueError(f"{value!r} is not finite: give a number in {where}")
+        return value
+
+    bounds = {"gt" if low_open else "ge": low, "lt" if high_open else "le": high}
+    return Annotated[float, BeforeValidator(finite), Field(**bounds)]
+
+
+LearningRate = real(0, MAX_LR, low_open=True)
+Share = real(0, 1)
+LossWeight = real(0, 1e6)
+WeightDecay = real(0, 1)
+GradClip = real(0, 1e6, low_open=True)
+Nats = real(0, 100)  # an entropy: log(C) nats for C classes is at most ~11
 
 
 def check_number(
@@ -76,10 +103,6 @@ def check_number(
         raise PromptKitError(f"{name} {value:g} is out of range: give a finite number in "
                              f"{_range(low, high, low_open, high_open)}{extra}")  # fmt: skip
     return value
-
-
-def _range(low: float, high: float, low_open: bool, high_open: bool) -> str:
-    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
 def available_memory() -> int:
@@ -146,4 +169,5 @@ __all__ = [
     "available_memory",
     "check_allocation",
     "check_number",
+    "real",
 ]

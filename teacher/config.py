@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from prompt_kit.bounds import MAX_CHANNELS, STRICT, Channels, Seed
+from prompt_kit.bounds import MAX_CHANNELS, STRICT, Channels, Seed, real
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.errors import PromptKitError
 
@@ -77,7 +77,7 @@ class TeacherConfig(BaseModel):
         description="how class embeddings reach the logits: a learned mlp or linear map, or frozen (compared "
         "unchanged, so the prompts' geometry survives training; teacher/head.py says why)",
     )
-    logit_scale: Annotated[float, Field(gt=0, le=1e4)] | None = Field(
+    logit_scale: real(0, 1e4, low_open=True) | None = Field(
         default=None, description="fixed factor on the cosines (LSeg: 1/0.07); None: learned, from 10"
     )
     use_attention_maps: bool = True

@@ -10,6 +10,8 @@ from torch import nn
 
 from distill.losses.alignment import align_logits, check_align_mode
 
+SHUFFLE_SCHEDULES: tuple[str, ...] = ("held", "segdistill")
+
 
 class ChannelGroupDivergence(nn.Module):
     """Channels grouped ``group_size`` at a time; each group over the valid positions is one distribution.
@@ -22,16 +24,27 @@ class ChannelGroupDivergence(nn.Module):
     With ``group_size=1`` this is CWD without its ``tau^2``.
 
     ``shuffle_every=N`` permutes the channels (the same permutation for student and teacher)
-    before grouping, a new permutation every ``N`` training calls, so that over training every
-    channel meets every other; the permutations are drawn from ``shuffle_seed`` and the call
-    count, which is a buffer (saved and resumed with the loss's state). Evaluation calls neither
-    shuffle nor count.
+    before grouping, on one of two schedules (``shuffle_schedule``):
+
+    - ``"held"`` (the default): every training call is permuted, with a new permutation every
+      ``N`` calls, so the groups change over training and every channel meets every other;
+    - ``"segdistill"``: as the official code (wzpscott/SegDistill ``KLDLoss.shuffle``,
+      ``n_iter % interval == 0`` with interval 1000): only the calls whose 1-based count is a
+      multiple of ``N`` are permuted, every other call keeps the natural channel order.
+
+    ``held`` is the default because it does what the shuffle is for: with SegDistill's schedule
+    at its interval of 1000, 999 of 1000 calls group the channels exactly as without a shuffle.
+    Choose ``segdistill`` to reproduce the official numbers. The permutations are drawn from
+    ``shuffle_seed`` and the call count (the official code draws an unseeded ``randperm``); the
+    count is a buffer, saved and resumed with the loss's state. Evaluation calls neither shuffle
+    nor count.
 
     Args:
         tau: softmax temperature ``> 0`` (SegDistill: 2).
         group_size: channels per group ``>= 1`` (SegDistill: 10).
-        shuffle_every: training calls between new channel permutations (0: never shuffle).
+        shuffle_every: ``N`` above (0: never shuffle; SegDistill: 1000).
         shuffle_seed: seed of the permutations.
+        shuffle_schedule: ``"held"`` or ``"segdistill"`` (see above).
         align: how a resolution mismatch is resolved (see ``distill.losses.alignment``).
     """
 
@@ -43,6 +56,7 @@ class ChannelGroupDivergence(nn.Module):
         group_size: int = 10,
         shuffle_every: int = 0,
         shuffle_seed: int = 0,
+        shuffle_schedule: str = "held",
         align: str = "upsample_student",
     ) -> None:
         super().__init__()
@@ -52,6 +66,11 @@ class ChannelGroupDivergence(nn.Module):
             raise ValueError(f"cgd: group_size must be a whole number >= 1; got {group_size}")
         if int(shuffle_every) != shuffle_every or shuffle_every < 0:
             raise ValueError(f"cgd: shuffle_every must be a whole number >= 0 (0: never); got {shuffle_every}")
+        if shuffle_schedule not in SHUFFLE_SCHEDULES:
+            raise ValueError(
+                f"cgd: shuffle_schedule must be one of {', '.join(SHUFFLE_SCHEDULES)}; got {shuffle_schedule!r}"
+            )
+        self.shuffle_schedule = shuffle_schedule
         self.tau = float(tau)
         self.group_size = int(group_size)
         self.shuffle_every = int(shuffle_every)
@@ -60,11 +79,17 @@ class ChannelGroupDivergence(nn.Module):
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
 
     def permutation(self, channels: int) -> torch.Tensor | None:
-        """The channel order of the current call (None: no shuffle)."""
+        """The channel order of the current call (None: the natural order)."""
         if not self.shuffle_every:
             return None
-        period = int(self.calls) // self.shuffle_every
-        generator = torch.Generator().manual_seed(self.shuffle_seed * 1_000_003 + period)
+        if self.shuffle_schedule == "segdistill":
+            call = int(self.calls) + 1  # SegDistill counts calls from 1
+            if call % self.shuffle_every:
+                return None
+            key = call // self.shuffle_every
+        else:
+            key = int(self.calls) // self.shuffle_every
+        generator = torch.Generator().manual_seed(self.shuffle_seed * 1_000_003 + key)
         return torch.randperm(channels, generator=generator)
 
     def forward(

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from distill.losses.alignment import align_maps, check_align_mode
+from prompt_kit.bounds import check_allocation
 
 SOFTMAX_SCOPES: tuple[str, ...] = ("image_pair", "batch")
 
@@ -16,9 +17,14 @@ SOFTMAX_SCOPES: tuple[str, ...] = ("image_pair", "batch")
 class CrossImagePixelPairs(nn.Module):
     """Student pixel-to-pixel similarities across the images of a batch mimic the teacher's.
 
-    1. Pool: each ``[B, D, h, w]`` map is average-pooled (over valid pixels only) to at most
-       ``max_size x max_size`` so that the similarity matrix stays small; a pooled cell is valid
-       if it covers a valid pixel.
+    1. Pool (optional): the official code at its first release (winycg/CIRKD 7e0d21f) never
+       pools, the default here; at its HEAD it average-pools 4x4 (stride 4, ceil mode) when both
+       sides of the student's map are at least 256, which ``pool_from=256`` reproduces;
+       ``max_size`` pools each map to at most ``max_size x max_size`` cells instead (adaptive, the
+       setting for logits at full resolution, where the ``(B h w)^2`` similarities would not fit).
+       Pooling averages over valid pixels only; a pooled cell is valid if it covers a valid pixel.
+       The similarity matrices' memory is estimated before they are made: too big is a one-line
+       error that names ``max_size``.
     2. ``f = F / |F|`` per pixel; ``S[(i,a), (j,b)] = f_{i,a} . f_{j,b}`` for pixels ``a`` of image
        ``i`` and ``b`` of image ``j``, for student and teacher (their ``D`` may differ).
     3. ``softmax_over="image_pair"`` (the official code): for each row ``(i, a)`` and each image
@@ -29,7 +35,8 @@ class CrossImagePixelPairs(nn.Module):
 
     Args:
         tau: similarity temperature ``> 0`` (0.1 in the paper).
-        max_size: pool to at most this many cells per side; None pools nothing.
+        max_size: pool to at most this many cells per side; None (the official code): no such pooling.
+        pool_from: pool 4x4 when both sides are at least this (CIRKD at HEAD: 256); None: never.
         softmax_over: ``"image_pair"`` or ``"batch"`` (see above).
         align: how a resolution mismatch is resolved (see ``distill.losses.alignment``).
     """
@@ -39,11 +46,14 @@ class CrossImagePixelPairs(nn.Module):
     def __init__(
         self,
         tau: float = 0.1,
-        max_size: int | None = 32,
+        max_size: int | None = None,
         softmax_over: str = "image_pair",
         align: str = "upsample_student",
+        pool_from: int | None = None,
     ) -> None:
         super().__init__()
+        if pool_from is not None and pool_from < 4:
+            raise ValueError(f"cirkd: pool_from must be >= 4 or None; got {pool_from}")
         if tau <= 0:
             raise ValueError(f"cirkd: tau must be > 0; got {tau}")
         if max_size is not None and max_size < 1:
@@ -52,6 +62,7 @@ class CrossImagePixelPairs(nn.Module):
             raise ValueError(f"cirkd: softmax_over must be one of {', '.join(SOFTMAX_SCOPES)}; got {softmax_over!r}")
         self.tau = float(tau)
         self.max_size = max_size
+        self.pool_from = pool_from
         self.softmax_over = softmax_over
         self.align = check_align_mode(align)
 
@@ -60,6 +71,18 @@ class CrossImagePixelPairs(nn.Module):
     ) -> torch.Tensor:
         """Takes feature maps or logits: ``student [B, Ds, H, W]``, ``teacher [B, Dt, H', W']``."""
         student, teacher, valid = align_maps(student_logits, teacher_logits, valid_mask, self.align)
+        if self.pool_from is not None and min(student.shape[-2:]) >= self.pool_from:
+            student, teacher, valid = _pool_4x4(student, teacher, valid)
+        rows = (
+            student.shape[0] * student.shape[-2] * student.shape[-1]
+            if self.max_size is None
+            else (student.shape[0] * min(student.shape[-2], self.max_size) * min(student.shape[-1], self.max_size))
+        )
+        check_allocation(
+            6 * rows * rows * student.element_size(),
+            f"cirkd's pixel similarities ({rows:,} x {rows:,})",
+            "pool the maps first, e.g. --set kd_params.cirkd.max_size=32",
+        )
         f_s, cells = self._pool(student, valid)  # [B, P, Ds], [B, P]
         f_t, _ = self._pool(teacher, valid)
         if self.softmax_over == "batch":  # the whole batch is one "image"
@@ -87,3 +110,18 @@ class CrossImagePixelPairs(nn.Module):
     def _similarity(self, features: torch.Tensor) -> torch.Tensor:
         """``S[i, a, j, b] = f_{i,a} . f_{j,b} / tau`` for ``features [G, P, D]``."""
         return torch.einsum("iad,jbd->iajb", features, features) / self.tau
+
+
+def _pool_4x4(
+    student: torch.Tensor, teacher: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CIRKD's ``AvgPool2d(4, stride 4, ceil_mode=True)``, over valid pixels only; a cell is valid if it covers one."""
+    weight = valid[:, None].to(student.dtype)
+    covered = F.avg_pool2d(weight, 4, 4, ceil_mode=True)
+
+    def pool(maps: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(maps * weight.to(maps.dtype), 4, 4, ceil_mode=True) / covered.to(maps.dtype).clamp_min(
+            1e-12
+        )
+
+    return pool(student), pool(teacher), covered[:, 0] > 0

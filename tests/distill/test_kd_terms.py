@@ -19,7 +19,9 @@ def test_schedule_warms_up_then_decays_to_zero_near_the_end():
     schedule = WeightSchedule(warmup_steps=4, decay_start=0.5, decay_end=0.9)
     factors = [schedule.factor(step, 20) for step in range(20)]
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0] and factors[4:10] == [1.0] * 6
-    assert factors[10] == 1.0 and factors[14] == pytest.approx(0.5) and factors[18:] == [0.0, 0.0]
+    # decay on the 1-based call count, as SegDistill's earlydecay: start 10, end 18
+    assert factors[9] == 1.0 and factors[10] == pytest.approx(7 / 8) and factors[13] == pytest.approx(0.5)
+    assert factors[16] == pytest.approx(1 / 8) and factors[17:] == [0.0, 0.0, 0.0]
     assert all(a >= b for a, b in zip(factors[4:], factors[5:], strict=False))
     assert WeightSchedule().factor(7, 10) == 1.0
     with pytest.raises(ValidationError, match="decay_end"):

@@ -36,7 +36,7 @@ def kl(p: np.ndarray, q: np.ndarray) -> float:
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
     dx, dy = x - x.mean(), y - y.mean()
-    return float((dx * dy).sum() / math.sqrt((dx * dx).sum() * (dy * dy).sum()))
+    return float((dx * dy).sum() / (math.sqrt((dx * dx).sum() * (dy * dy).sum()) + 1e-8))  # DIST_KD's epsilon
 
 
 def valid_pixels(mask: np.ndarray) -> list[tuple[int, int, int]]:
@@ -122,7 +122,8 @@ def masked_adaptive_pool(f: np.ndarray, mask: np.ndarray, out_h: int, out_w: int
     return cells, valid
 
 
-def reference_cirkd(s, t, mask, tau=0.1, max_size=32, softmax_over="image_pair"):
+def reference_cirkd(s, t, mask, tau=0.1, max_size=None, softmax_over="image_pair"):
+    max_size = max_size or max(s.shape[2:])
     out_h, out_w = min(s.shape[2], max_size), min(s.shape[3], max_size)
     images_s, images_t, images_valid = [], [], []
     for b in range(s.shape[0]):

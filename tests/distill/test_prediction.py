@@ -32,7 +32,9 @@ def test_tta_is_parsed_from_its_command_line_form_and_written_back():
     [
         ("flop", "unknown part 'flop'"),
         ("scales=0.5,big", "'big' is not a scale"),
-        ("scales=0,1", "scales must be > 0"),
+        ("scales=0,1", "scale '0' is out of range: give finite numbers in \\(0, 8\\]"),
+        ("scales=nan", "scale 'nan' is out of range"),
+        ("flip,scales=1,1e6", "scale '1e6' is out of range"),
         ("1.5", "unknown part '1.5'"),
     ],
 )

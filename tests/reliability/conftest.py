@@ -33,6 +33,20 @@ def assert_clean_error(result, exit_code: int = 2) -> str:
     return errors[0]
 
 
+@pytest.fixture(scope="session")
+def finished_student(trained_teacher, tmp_path_factory) -> Path:
+    """A tiny student run distilled from the session teacher (6 steps): what predict, vdna and adapt read."""
+    from click.testing import CliRunner
+
+    from cli.distill_cli import distill
+    from tests.distill.test_training import run_args
+
+    out = tmp_path_factory.mktemp("student") / "run"
+    result = CliRunner().invoke(distill, run_args(out, trained_teacher, kd="none", steps=6))
+    assert result.exit_code == 0, result.output
+    return out
+
+
 @pytest.fixture()
 def teacher_copy(trained_teacher, tmp_path) -> Path:
     """A copy of the session teacher that a test may damage."""
