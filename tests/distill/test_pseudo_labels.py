@@ -12,6 +12,7 @@ from PIL import Image
 from cli.distill_cli import distill
 from distill.datasets import create_dataset
 from distill.pseudo_labels import BINS, class_balanced_thresholds, confidence_and_entropy, keep_mask
+from prompt_kit.errors import PromptKitError
 from tests.distill.test_prediction import photos
 
 
@@ -121,10 +122,11 @@ def test_images_the_teacher_is_unsure_of_are_left_out(runner, trained_teacher, t
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--min-confidence", "1.5"], "--min-confidence 1.5: a probability in [0, 1]"),
-        (["--max-entropy", "-1"], "--max-entropy -1.0: an entropy in nats >= 0"),
-        (["--class-balanced", "0"], "--class-balanced 0.0: the share of each class's pixels kept"),
-        (["--min-image-share", "1.5"], "--min-image-share 1.5: the share of an image's pixels kept, in [0, 1]"),
+        (["--min-confidence", "1.5"], "'--min-confidence': '1.5' is out of range: give a finite number in [0, 1]"),
+        (["--max-entropy", "-1"], "'--max-entropy': '-1' is out of range: give a finite number in [0, 100]"),
+        (["--max-entropy", "nan"], "'--max-entropy': 'nan' is out of range"),
+        (["--class-balanced", "0"], "'--class-balanced': '0' is out of range: give a finite number in (0, 1]"),
+        (["--min-image-share", "1.5"], "'--min-image-share': '1.5' is out of range: give a finite number in [0, 1]"),
     ],
 )
 def test_bad_filters_are_one_line_errors(runner, trained_teacher, tmp_path, extra, message):
@@ -135,6 +137,15 @@ def test_bad_filters_are_one_line_errors(runner, trained_teacher, tmp_path, extr
     )
     assert result.exit_code == 2 and message in result.stderr, result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.1, 1.5])
+def test_the_filters_are_checked_from_python_too(value):
+    """NaN compares false with every pixel, so it would keep nothing: refused, as a threshold out of range is."""
+    from distill.pseudo_labels import check_filters
+
+    with pytest.raises(PromptKitError, match="out of range: give a finite number in"):
+        check_filters(value, None, None)
 
 
 def test_a_folder_that_holds_other_things_or_finished_labels_is_refused(runner, trained_teacher, tmp_path):

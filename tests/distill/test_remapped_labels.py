@@ -80,7 +80,7 @@ def test_a_remapped_dataset_mixes_with_one_of_the_target_taxonomy(map_file, tmp_
     [
         ("@map={map}", "needs to="),
         ("@map={map},to=cityscapes,colour=red", "'colour=red' is not a label-map option"),
-        ("@map={missing},to=cityscapes", "cannot read the label map"),
+        ("@map={missing},to=cityscapes", "label map file not found"),
         ("@map={map},to=kitti11", "line 1, column 2: target 0 is .sky. in the target classes"),
     ],
 )

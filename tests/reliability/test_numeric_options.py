@@ -105,9 +105,15 @@ def test_every_numeric_config_field_has_a_finite_range():
     assert len(FIELDS) >= 55 and unbounded == []
 
 
-def bad_values(kind: type, low: float, high: float, low_open: bool, high_open: bool) -> st.SearchStrategy[str]:
-    """Text a user might type that is not a number in the range: non-finite, below, above, mistyped, fractional."""
-    words = st.sampled_from(["nan", "NaN", "inf", "-inf", "+inf", "1e999", "abc", "", "1,5", "0x1p3", "--"])
+def bad_values(
+    kind: type, low: float, high: float, low_open: bool, high_open: bool, empty: bool = True
+) -> st.SearchStrategy[str]:
+    """Text a user might type that is not a number in the range: non-finite, below, above, mistyped, fractional.
+
+    ``empty=False`` for ``--set``, where an empty value is YAML's null: an optional field's default.
+    """
+    words = ["nan", "NaN", "inf", "-inf", "+inf", "1e999", "abc", "1,5", "0x1p3", "--"] + ([""] if empty else [])
+    words = st.sampled_from(words)
     if kind is int:
         below = st.integers(max_value=int(math.ceil(low)) - 1, min_value=-(10**30)).map(str)
         above = st.integers(min_value=int(math.floor(high)) + 1, max_value=10**30).map(str)
@@ -153,7 +159,7 @@ BASES = {
 def test_a_bad_number_for_any_config_field_is_refused_naming_it(
     model, name, kind, low, high, low_open, high_open, data
 ):
-    value = data.draw(bad_values(kind, low, high, low_open, high_open))
+    value = data.draw(bad_values(kind, low, high, low_open, high_open, empty=False))
     text = _yaml_text(value) if data.draw(st.booleans()) else value
     if model in BASES:
         with pytest.raises(PromptKitError, match=name):
@@ -187,7 +193,7 @@ def test_a_bad_set_value_on_the_command_line_writes_nothing(
 ):
     from prompt_kit.resources import prompts_dir
 
-    value = _yaml_text(data.draw(bad_values(kind, low, high, low_open, high_open)))
+    value = _yaml_text(data.draw(bad_values(kind, low, high, low_open, high_open, empty=False)))
     label = str(prompts_dir() / "camvid" / "label.yaml")
     args = [arg.replace("{tmp}", str(tmp_path)).replace("{label}", label) for arg in COMMAND_LINES[model]]
     before = files_under(tmp_path)

@@ -57,21 +57,43 @@ def test_a_set_that_cannot_be_saved_leaves_no_report(runner, tmp_path):
     assert files_under(tmp_path) == before
 
 
-def test_a_nan_loss_stops_the_run_naming_the_step_and_the_term(runner, tmp_path):
+def _loss_becomes(monkeypatch, value: float) -> None:
+    """The cross-entropy returns ``value`` (a config can no longer ask for it: ``ce_weight=.nan`` is refused)."""
+    import distill.student_training as student_training
+
+    original = student_training.F.cross_entropy
+
+    def poisoned(*args, **kwargs):
+        return original(*args, **kwargs) * value
+
+    monkeypatch.setattr(student_training.F, "cross_entropy", poisoned)
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_the_term(runner, tmp_path, monkeypatch):
     out = tmp_path / "run"
     args = ["run", "--student", "tiny", "--kd", "none", "--data", DATA, "--steps", "4", "--student-size", "32x48",
-            "--set", "ce_weight=.nan", "--out", str(out)]  # fmt: skip
+            "--out", str(out)]  # fmt: skip
+    _loss_becomes(monkeypatch, float("nan"))
     line = assert_clean_error(runner.invoke(distill, args), exit_code=1)
     assert "the loss is nan at step 1 (ce = nan)" in line
     assert not out.exists()  # nothing was checkpointed: nothing to keep
 
 
-@pytest.mark.parametrize("value", [".inf", "-.inf"])
-def test_an_infinite_loss_stops_the_run_too(runner, tmp_path, value):
+@pytest.mark.parametrize("value", [float("inf"), -float("inf")])
+def test_an_infinite_loss_stops_the_run_too(runner, tmp_path, monkeypatch, value):
     args = ["run", "--student", "tiny", "--kd", "none", "--data", DATA, "--steps", "2", "--student-size", "32x48",
-            "--set", f"ce_weight={value}", "--out", str(tmp_path / "run")]  # fmt: skip
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    _loss_becomes(monkeypatch, value)
     line = assert_clean_error(runner.invoke(distill, args), exit_code=1)
     assert "at step 1" in line and "inf" in line
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_a_non_finite_loss_weight_is_refused_before_training(runner, tmp_path, value):
+    args = ["run", "--student", "tiny", "--kd", "none", "--data", DATA, "--steps", "2", "--student-size", "32x48",
+            "--set", f"ce_weight={value}", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert "ce_weight" in assert_clean_error(runner.invoke(distill, args))
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_damaged_embedding_cache_entry_is_dropped_and_recomputed(tmp_path, caplog):
