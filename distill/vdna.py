@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from prompt_kit.bounds import MAX_BINS, check_allocation
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
-from prompt_kit.readers import read_safetensors_with_metadata
+from prompt_kit.readers import read_safetensors_metadata
 
 DEFAULT_BINS = 1000
 RANGE_MARGIN = 0.1  # the fixed range is the first images' min..max widened by this share on each side
@@ -66,7 +66,7 @@ class VisualDNA:
     @classmethod
     def load(cls, path: str | Path) -> VisualDNA:
         """A vDNA file, checked: each layer's ranges ``[N, 2]`` finite and increasing, histograms ``[N, bins]``."""
-        meta, tensors = read_safetensors_with_metadata(path, "vDNA")
+        meta, tensors = read_safetensors_metadata(path, "vDNA")
         hint = "write one with distill vdna"
         layers = [name for name in meta.get("layers", "").split(",") if name]
         if not layers or any(f"range.{n}" not in tensors or f"histogram.{n}" not in tensors for n in layers):

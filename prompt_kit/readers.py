@@ -140,8 +140,10 @@ def read_safetensors(path: str | os.PathLike, what: str, device: str = "cpu") ->
         ) from exc
 
 
-def read_safetensors_metadata(path: str | os.PathLike, what: str, keys: tuple[str, ...]) -> tuple[dict, dict]:
-    """``(metadata, tensors)`` of the named ``keys`` in a safetensors file, with one-line errors."""
+def read_safetensors_metadata(
+    path: str | os.PathLike, what: str, keys: tuple[str, ...] | None = None
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(metadata, tensors)`` of a safetensors file: the named ``keys`` (each required), or every tensor."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -150,27 +152,11 @@ def read_safetensors_metadata(path: str | os.PathLike, what: str, keys: tuple[st
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
-            missing = [key for key in keys if key not in set(handle.keys())]
+            present = list(handle.keys())
+            missing = [key for key in keys or () if key not in set(present)]
             if missing:
                 raise PromptKitError(f"{path} is not a {what} file: it has no tensor {missing[0]!r}")
-            return metadata, {key: handle.get_tensor(key) for key in keys}
-    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
-        raise PromptKitError(
-            f"{path} is not a readable safetensors file ({_reason(exc)}): the {what} is damaged"
-        ) from exc
-
-
-def read_safetensors_with_metadata(path: str | os.PathLike, what: str) -> tuple[dict[str, str], dict[str, Any]]:
-    """``(metadata, every tensor)`` of a safetensors file, with one-line errors."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise PromptKitError(f"{what} file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-            return metadata, {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+            return metadata, {key: handle.get_tensor(key) for key in (present if keys is None else keys)}
     except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
         raise PromptKitError(
             f"{path} is not a readable safetensors file ({_reason(exc)}): the {what} is damaged"
@@ -205,7 +191,6 @@ __all__ = [
     "read_json",
     "read_safetensors",
     "read_safetensors_metadata",
-    "read_safetensors_with_metadata",
     "read_text",
     "read_yaml",
     "torch_load",
