@@ -26,8 +26,8 @@ class Number(click.ParamType):
         return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
 
     def contains(self, value: float) -> bool:
-        """Whether ``value`` (already a number) is finite and in the range."""
-        if not math.isfinite(value):
+        """Whether ``value`` (already a number) is finite and in the range (ints compared exactly, any size)."""
+        if isinstance(value, float) and not math.isfinite(value):
             return False
         above_low = value > self.low if self.low_open else value >= self.low
         below_high = value < self.high if self.high_open else value <= self.high
@@ -40,7 +40,7 @@ class Number(click.ParamType):
             text = value.strip()
             try:
                 number = int(text) if self.kind is int else float(text)
-            except ValueError:
+            except (ValueError, OverflowError):
                 kind = "a whole number" if self.kind is int else "a number"
                 self.fail(f"{value!r} is not {kind}: give one in {self.range_text}", param, ctx)
         elif isinstance(value, (int, float)):

@@ -80,7 +80,7 @@ class Scores(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     source_miou: float | None = Field(ge=0, le=1)
-    target_miou: float | None = Field(default=None, ge=0, le=1)
+    target_miou: float | None = Field(ge=0, le=1)
 
 
 class BucketRow(Scores):
@@ -110,9 +110,9 @@ class AdaptRecord(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     config: dict[str, Any]
-    unadapted: Scores | None = None
-    order: BucketOrder | None = None
-    buckets: list[BucketRow] = Field(default_factory=list)
+    unadapted: Scores | None  # None until the unadapted student is scored
+    order: BucketOrder | None  # None until the target images are ordered
+    buckets: list[BucketRow]
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -219,9 +219,13 @@ def _open_record(config: AdaptConfig, out: Path, overwrite: bool) -> dict[str, A
     check_output_folder(out, "--out", own=RECORD)
     record_path = out / RECORD
     if record_path.is_file() and overwrite:
+        foreign = [child.name for child in out.iterdir() if not _written_by_adapt(child.name)]
+        if foreign:
+            raise PromptKitError(
+                f"{out} holds {foreign[0]!r}, which no adaptation wrote: move it or choose another --out"
+            )
         for child in out.iterdir():  # only what an adaptation writes: the record, the reference, the buckets
-            if child.name in (RECORD, "source_vdna.safetensors") or child.name.startswith("bucket_"):
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
     if record_path.is_file():
         try:
             record = read_record(record_path)
@@ -235,9 +239,15 @@ def _open_record(config: AdaptConfig, out: Path, overwrite: bool) -> dict[str, A
         if order is not None and not len(order["buckets"]) == len(order["mean_distance"]) == config.buckets:
             raise PromptKitError(f"{record_path} has a damaged bucket order: to start over, pass --overwrite")
         return record
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(not child.name.endswith(".tmp") for child in out.iterdir()):
         raise PromptKitError(f"{out} is not empty and holds no adaptation: choose a new or empty --out")
     return {"config": config.model_dump(mode="json"), "unadapted": None, "order": None, "buckets": []}
+
+
+def _written_by_adapt(name: str) -> bool:
+    """The record, the source vDNA, a bucket folder, or one of their staging files (``.NAME.XXXX.tmp``)."""
+    own = (RECORD, "source_vdna.safetensors")
+    return name in own or name.startswith("bucket_") or (name.endswith(".tmp") and name.lstrip(".").startswith(own))
 
 
 def adapt(config: AdaptConfig, overwrite: bool = False) -> dict[str, Any]:
@@ -319,6 +329,10 @@ def adapt(config: AdaptConfig, overwrite: bool = False) -> dict[str, Any]:
             )
         else:
             kept = read_json(pseudo / PSEUDO_RECORD, "pseudo-label record")
+            if not isinstance(kept, dict) or not isinstance(kept.get("kept_share"), (int, float)):
+                raise PromptKitError(
+                    f"{pseudo / PSEUDO_RECORD} is damaged: to start this adaptation over, pass --overwrite"
+                )
         entry = {
             "bucket": index,
             "images": len(names),

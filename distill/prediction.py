@@ -267,15 +267,27 @@ def predict_images(
     def paths(item: InputImage) -> dict[str, Path]:
         return {kind: out / kind / f"{item.name}{suffix[kind]}" for kind in kinds}
 
-    if (out / RECORD).is_file() and not overwrite:
+    now = {**run_record(model_path, model, images, split, source, augmentation), "ids": ids}
+    if overwrite:  # every image again: nothing of the earlier predictions may stay beside the new ones
+        import shutil
+
+        for kind in (LABELS, OVERLAYS, PROBABILITIES):
+            shutil.rmtree(out / kind, ignore_errors=True)
+        (out / RECORD).unlink(missing_ok=True)
+    elif (out / RECORD).is_file():
         earlier = read_json(out / RECORD, "predictions record")
-        now = {**run_record(model_path, model, images, split, source, augmentation), "ids": ids}
+        if not isinstance(earlier, dict):
+            raise PromptKitError(f"{out / RECORD} is not a predictions record: pass --overwrite to predict again")
         changed = [key for key in ("model", "images", "split", "tta", "ids") if earlier.get(key) != now[key]]
         if changed:
             raise PromptKitError(
                 f"{out} holds predictions with another {changed[0]} ({earlier.get(changed[0])!r}): choose another "
                 "--out, or pass --overwrite to predict every image again"
             )
+    elif any((out / kind).is_dir() and any((out / kind).iterdir()) for kind in (LABELS, OVERLAYS, PROBABILITIES)):
+        raise PromptKitError(f"{out} holds predictions without a record of what made them: pass --overwrite")
+    # what is being written, before the first image: a killed run is continued only with the same settings
+    atomic_write_text(out / RECORD, json.dumps({**now, "finished": False}, indent=2) + "\n")
     done = (lambda item: False) if overwrite else (lambda item: all(path.is_file() for path in paths(item).values()))
     todo = [item for item in source.images if not done(item)]
     accelerator = make_accelerator("auto")
@@ -305,6 +317,7 @@ def predict_images(
         "input_size": list(size),
         "class_names": model.class_names,
         "outputs": kinds,
+        "finished": True,
         "provenance": provenance(stage="predict", teacher_identity=model.identity, device=str(accelerator.device)),
     }
     atomic_write_text(out / RECORD, json.dumps(record, indent=2) + "\n")

@@ -23,6 +23,7 @@ from prompt_kit.bounds import MAX_SCALE, STRICT
 from prompt_kit.errors import PromptKitError
 
 TTA_EXAMPLE = "flip,scales=0.75,1,1.25"
+MAX_SCALES = 32  # copies per image: each is a full forward pass
 
 
 class TestTimeAugmentation(BaseModel):
@@ -32,7 +33,7 @@ class TestTimeAugmentation(BaseModel):
     model_config = ConfigDict(**STRICT, frozen=True)
 
     flip: bool = False
-    scales: tuple[float, ...] = Field(default=(1.0,), min_length=1, max_length=32)
+    scales: tuple[float, ...] = Field(default=(1.0,), min_length=1, max_length=MAX_SCALES)
 
     @field_validator("scales")
     @classmethod
@@ -74,6 +75,8 @@ class TestTimeAugmentation(BaseModel):
                 scales.append(_scale(token, text))
             else:
                 raise PromptKitError(f"--tta {text!r}: unknown part {token!r}; write it as e.g. {TTA_EXAMPLE}")
+        if len(scales) > MAX_SCALES:
+            raise PromptKitError(f"--tta {text!r}: {len(scales)} scales, more than {MAX_SCALES}: give fewer")
         try:
             return cls(flip=flip, scales=tuple(scales) if scales else (1.0,))
         except ValueError as exc:

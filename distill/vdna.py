@@ -107,7 +107,9 @@ def ranges_from(features: torch.Tensor) -> torch.Tensor:
     """``[N, 2]`` per-neuron (low, high) from activations, widened by the margin (never empty)."""
     values = neuron_values(features)
     low, high = values.min(1).values, values.max(1).values
-    span = (high - low).clamp_min(1e-6)
+    # a floor on the span relative to the values, so a constant neuron (a ReLU6 stuck at 6) keeps an
+    # increasing range in float32 too
+    span = torch.maximum(high - low, 1e-5 * torch.maximum(low.abs(), high.abs()).clamp_min(1.0))
     return torch.stack([low - RANGE_MARGIN * span, high + RANGE_MARGIN * span], dim=1)
 
 

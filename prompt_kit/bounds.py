@@ -62,6 +62,8 @@ def real(low: float, high: float, *, low_open: bool = False, high_open: bool = F
             number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
         except ValueError:
             return value  # not a number at all: pydantic says so
+        except OverflowError:  # an integer of hundreds of digits
+            number = math.inf
         if number is not None and not math.isfinite(number):
             raise ValueError(f"{value!r} is not finite: give a number in {where}")
         return value
@@ -74,7 +76,7 @@ LearningRate = real(0, MAX_LR, low_open=True)
 Share = real(0, 1)
 LossWeight = real(0, 1e6)
 WeightDecay = real(0, 1)
-GradClip = real(0, 1e6, low_open=True)
+GradClip = real(0, 1e6)  # 0: no clipping
 Nats = real(0, 100)  # an entropy: log(C) nats for C classes is at most ~11
 
 
@@ -98,9 +100,10 @@ def check_number(
         raise PromptKitError(f"{name} {value!r} is not a number: give one in {_range(low, high, low_open, high_open)}")
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
-    if not math.isfinite(value) or below or above:
+    if below or above or (isinstance(value, float) and not math.isfinite(value)):
         extra = f" ({hint})" if hint else ""
-        raise PromptKitError(f"{name} {value:g} is out of range: give a finite number in "
+        shown = f"{value:g}" if isinstance(value, float) else str(value)[:20]
+        raise PromptKitError(f"{name} {shown} is out of range: give a finite number in "
                              f"{_range(low, high, low_open, high_open)}{extra}")  # fmt: skip
     return value
 
@@ -120,9 +123,17 @@ def available_memory() -> int:
         return 2**40
 
 
-def check_allocation(nbytes: float, what: str, fix: str) -> None:
-    """Refuse, before making it, an allocation of more than half the memory still available."""
-    limit = available_memory() // 2
+def check_allocation(nbytes: float, what: str, fix: str, device=None) -> None:
+    """Refuse, before making it, an allocation of more than half the memory still available.
+
+    ``device``: a CUDA device is measured by its own free memory, anything else by the host's.
+    """
+    if device is not None and getattr(device, "type", None) == "cuda":
+        import torch
+
+        limit = torch.cuda.mem_get_info(device)[0] // 2
+    else:
+        limit = available_memory() // 2
     if nbytes > limit:
         raise PromptKitError(
             f"{what} would take {_bytes(nbytes)}, more than this machine can hold ({_bytes(limit)} free): {fix}"

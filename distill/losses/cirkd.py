@@ -63,6 +63,7 @@ class CrossImagePixelPairs(nn.Module):
         self.tau = float(tau)
         self.max_size = max_size
         self.pool_from = pool_from
+        self._checked: tuple | None = None  # the (rows, bytes, device) whose memory was checked
         self.softmax_over = softmax_over
         self.align = check_align_mode(align)
 
@@ -78,11 +79,15 @@ class CrossImagePixelPairs(nn.Module):
             if self.max_size is None
             else (student.shape[0] * min(student.shape[-2], self.max_size) * min(student.shape[-1], self.max_size))
         )
-        check_allocation(
-            6 * rows * rows * student.element_size(),
-            f"cirkd's pixel similarities ({rows:,} x {rows:,})",
-            "pool the maps first, e.g. --set kd_params.cirkd.max_size=32",
-        )
+        key = (rows, student.element_size(), str(student.device))
+        if key != self._checked:  # once per shape and device, not at every step
+            check_allocation(
+                6 * rows * rows * student.element_size(),
+                f"cirkd's pixel similarities ({rows:,} x {rows:,})",
+                "pool the maps first, e.g. --set kd_params.cirkd.max_size=32",
+                device=student.device,
+            )
+            self._checked = key
         f_s, cells = self._pool(student, valid)  # [B, P, Ds], [B, P]
         f_t, _ = self._pool(teacher, valid)
         if self.softmax_over == "batch":  # the whole batch is one "image"

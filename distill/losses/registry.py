@@ -123,6 +123,8 @@ def _check_parameters(params: dict[str, Any], names: list[str]) -> None:
     for key, value in params.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{key} = {value} is not a finite number: give the loss parameter a finite value")
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value <= 2**32 - 1:
+            raise ValueError(f"{key} = {value} is out of range: give a whole number in [-2^31, 2^32 - 1]")
         if key not in taken:
             described = "; ".join(f"{name}: {', '.join(loss_parameters(name))}" for name in names)
             raise ValueError(f"{key!r} is not a parameter of {' or '.join(names)} (parameters: {described})")

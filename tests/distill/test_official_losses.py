@@ -170,7 +170,12 @@ def test_cgd_segdistill_schedule_shuffles_one_call_in_n_as_the_official_code():
         shuffled += order is not None
     assert shuffled == 3  # calls 3, 6 and 9
     held = create_loss("cgd", group_size=5, shuffle_every=3).train()
-    assert all(held.permutation(20) is not None for _ in range(1)), "the held schedule permutes every call"
+    orders = []
+    for _ in range(6):  # the held schedule: every call permuted, a new permutation every 3 calls
+        orders.append(held.permutation(20))
+        held(student, teacher)
+    assert all(order is not None for order in orders)
+    assert torch.equal(orders[0], orders[2]) and not torch.equal(orders[2], orders[3])
 
 
 def test_cgd_refuses_an_unknown_shuffle_schedule():

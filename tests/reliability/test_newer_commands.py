@@ -132,7 +132,7 @@ CASES = [
         "adapt-summary-mistyped",
         "distill",
         ["adapt-summary", "{tmp}/s"],
-        {"s/adapt.json": '{"config": {}, "buckets": "x"}'},
+        {"s/adapt.json": '{"config": {}, "unadapted": null, "order": null, "buckets": "x"}'},
         expect="buckets",
     ),  # fmt: skip
     Case(
@@ -339,3 +339,32 @@ def test_a_copied_run_folder_is_still_refused_as_an_output(runner, finished_stud
     result = runner.invoke(distill, ["predict", str(finished_student), "--images", DATA, "--out", str(run)])
     assert "finished run" in assert_clean_error(result)
     assert files_under(run) == before
+
+
+def test_a_constant_neuron_keeps_an_increasing_range_that_its_own_vdna_file_passes(tmp_path):
+    """A ReLU6 stuck at 6: a span floor of 1e-6 fell below float32's resolution there, and the file was refused."""
+    from distill.vdna import VisualDNA, histogram, ranges_from
+
+    features = torch.full((2, 3, 4, 4), 6.0)
+    ranges = ranges_from(features)
+    assert (ranges[:, 1] > ranges[:, 0]).all()
+    path = VisualDNA({"encoder": ranges}, {"encoder": histogram(features, ranges, 10)}, 2).save(tmp_path / "v.st")
+    assert VisualDNA.load(path).bins == 10
+
+
+def test_adapt_overwrite_never_deletes_what_no_adaptation_wrote(runner, trained_teacher, finished_student, tmp_path):
+    out = tmp_path / "adapt"
+    out.mkdir()
+    (out / "adapt.json").write_text("{}")
+    (out / "notes.txt").write_text("mine\n")
+    before = files_under(tmp_path)
+    result = runner.invoke(distill, [*adapt_args(trained_teacher, finished_student, out), "--overwrite"])
+    assert "notes.txt" in assert_clean_error(result)
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("args", [["run", "--seed", "1" + "0" * 400], ["run", "--set", "lr=1" + "0" * 400]])
+def test_numbers_of_hundreds_of_digits_are_one_line(runner, tmp_path, args):
+    result = runner.invoke(distill, [*args, "--student", "tiny", "--data", DATA, "--out", str(tmp_path / "r")])
+    assert_clean_error(result)
+    assert not (tmp_path / "r").exists()
