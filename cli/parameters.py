@@ -10,6 +10,8 @@ import math
 
 import click
 
+from prompt_kit.bounds import range_text
+
 
 class Number(click.ParamType):
     """A finite ``int`` or ``float`` in ``[low, high]`` (an open end with ``low_open``/``high_open``)."""
@@ -23,7 +25,7 @@ class Number(click.ParamType):
 
     @property
     def range_text(self) -> str:
-        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        return range_text(self.low, self.high, self.low_open, self.high_open)
 
     def contains(self, value: float) -> bool:
         """Whether ``value`` (already a number) is finite and in the range (ints compared exactly, any size)."""
@@ -45,7 +47,7 @@ class Number(click.ParamType):
                 self.fail(f"{value!r} is not {kind}: give one in {self.range_text}", param, ctx)
         elif isinstance(value, (int, float)):
             number = value
-            if self.kind is int and (not isinstance(value, int)):
+            if self.kind is int and not isinstance(value, int):
                 self.fail(f"{value!r} is not a whole number: give one in {self.range_text}", param, ctx)
         else:
             self.fail(f"{value!r} is not a number", param, ctx)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from cli.parameters import integer, real
-from prompt_kit.bounds import MAX_BATCH, MAX_BINS
+from prompt_kit.bounds import MAX_BATCH, MAX_BINS, MAX_BUCKETS
 
 
 @click.command(
@@ -191,7 +191,7 @@ def vdna(model_path, layers, images, split, out, bins, against, ranking, overwri
 @click.option("--source", required=True, help="The source domain's data spec.")
 @click.option("--target", required=True, help="The target domain's data spec (val labels: evaluation only).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The adaptation folder.")
-@click.option("--buckets", type=integer(1, 10_000), default=None, help="Buckets of target images (default 4).")
+@click.option("--buckets", type=integer(1, MAX_BUCKETS), default=None, help="Buckets of target images (default 4).")
 @click.option("--order", type=click.Choice(["asc", "desc", "random"]), default=None, help="By vDNA distance.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")

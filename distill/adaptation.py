@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prompt_kit.bounds import MAX_SEED, STRICT, Bins, LearningRate, Nats, PositiveSteps, Share
+from prompt_kit.bounds import MAX_BUCKETS, MAX_SEED, STRICT, Bins, LearningRate, Nats, PositiveSteps, Share
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from prompt_kit.readers import read_json
@@ -50,7 +50,7 @@ class AdaptConfig(BaseModel):
     source: str = Field(description="the source domain's data spec (its train split gives the reference vDNA)")
     target: str = Field(description="the target domain's data spec (train: unlabelled buckets; val: evaluation)")
     out: str
-    buckets: Annotated[int, Field(ge=1, le=10_000)] = 4
+    buckets: Annotated[int, Field(ge=1, le=MAX_BUCKETS)] = 4
     order: Order = "asc"
     layers: tuple[str, ...] = ("encoder",)
     bins: Bins = 1000
@@ -71,13 +71,16 @@ class AdaptConfig(BaseModel):
         description="leave out an image whose pseudo-labels keep less than this share of its pixels (None: keep all)",
     )
     lr: LearningRate | None = Field(default=None, description="default: a tenth of the student run's")
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED - 10_000)] = 0
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED - MAX_BUCKETS)] = 0  # bucket k trains with seed + k
+
+
+RECORD_MODEL = ConfigDict(extra="allow", allow_inf_nan=False)  # a record may carry more than is checked
 
 
 class Scores(BaseModel):
     """A student's mIoU on the source and the target val splits (target None: the target has no labels)."""
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    model_config = RECORD_MODEL
 
     source_miou: float | None = Field(ge=0, le=1)
     target_miou: float | None = Field(ge=0, le=1)
@@ -97,7 +100,7 @@ class BucketRow(Scores):
 
 
 class BucketOrder(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    model_config = RECORD_MODEL
 
     target_distance: float | None = None
     buckets: list[list[str]] = Field(default_factory=list)
@@ -107,7 +110,7 @@ class BucketOrder(BaseModel):
 class AdaptRecord(BaseModel):
     """``adapt.json``: the config, the unadapted scores, the bucket order and one row per finished bucket."""
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    model_config = RECORD_MODEL
 
     config: dict[str, Any]
     unadapted: Scores | None  # None until the unadapted student is scored
@@ -119,7 +122,6 @@ def read_record(path: Path) -> dict[str, Any]:
     """``adapt.json`` through the checked readers and :class:`AdaptRecord`: damaged or mistyped is one line."""
     from pydantic import ValidationError
 
-    from prompt_kit.readers import read_json
     from prompt_kit.yaml_files import describe_validation_error
 
     raw = read_json(path, "adaptation record")

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from prompt_kit.bounds import MAX_SCALE, STRICT
+from prompt_kit.bounds import MAX_SCALE, STRICT, real
 from prompt_kit.errors import PromptKitError
 
 TTA_EXAMPLE = "flip,scales=0.75,1,1.25"
@@ -33,14 +33,7 @@ class TestTimeAugmentation(BaseModel):
     model_config = ConfigDict(**STRICT, frozen=True)
 
     flip: bool = False
-    scales: tuple[float, ...] = Field(default=(1.0,), min_length=1, max_length=MAX_SCALES)
-
-    @field_validator("scales")
-    @classmethod
-    def _positive(cls, scales: tuple[float, ...]) -> tuple[float, ...]:
-        if any(not 0 < scale <= MAX_SCALE for scale in scales):
-            raise ValueError(f"scales must be finite numbers in (0, {MAX_SCALE:g}], got {list(scales)}")
-        return scales
+    scales: tuple[real(0, MAX_SCALE, low_open=True), ...] = Field(default=(1.0,), min_length=1, max_length=MAX_SCALES)
 
     @property
     def copies(self) -> int:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from prompt_kit.bounds import MAX_BINS, check_allocation
 from prompt_kit.errors import PromptKitError
-from prompt_kit.files import atomic_write_bytes, atomic_write_text
+from prompt_kit.files import atomic_write_bytes
 from prompt_kit.readers import read_safetensors_metadata
 
 DEFAULT_BINS = 1000
@@ -290,10 +290,6 @@ def dataset_vdna(
     return vdna, [item.name for item in source.images], distances, distance
 
 
-def write_ranking(path: str | Path, names: list[str], distances: list[float]) -> Path:
-    return atomic_write_text(path, ranking_csv(names, distances))
-
-
 __all__ = [
     "DEFAULT_BINS",
     "VisualDNA",
@@ -303,5 +299,4 @@ __all__ = [
     "histogram",
     "ranking_csv",
     "vdna_distance",
-    "write_ranking",
 ]

@@ -30,6 +30,7 @@ MAX_REPEATS = 1000  # seeds or teachers per cell of a comparison
 MAX_WORKERS = 256
 MAX_CHANNELS = 65536
 MAX_BINS = 100_000
+MAX_BUCKETS = 10_000  # buckets of one adaptation (each bucket k trains with seed + k)
 MAX_SCALE = 8.0  # test-time scales: 8x a model's input is already far past what the model saw
 MAX_LR = 10.0
 
@@ -45,7 +46,8 @@ Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 Bins = Annotated[int, Field(ge=2, le=MAX_BINS)]
 
 
-def _range(low: float, high: float, low_open: bool, high_open: bool) -> str:
+def range_text(low: float, high: float, low_open: bool = False, high_open: bool = False) -> str:
+    """``[0, 1]``, ``(0, 10]``: a range as the errors write it."""
     return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
@@ -55,7 +57,7 @@ def real(low: float, high: float, *, low_open: bool = False, high_open: bool = F
     pydantic's own message for NaN ("Input should be a finite number") names no range; this
     check runs first and does.
     """
-    where = _range(low, high, low_open, high_open)
+    where = range_text(low, high, low_open, high_open)
 
     def finite(value: Any) -> Any:
         try:
@@ -97,14 +99,16 @@ def check_number(
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PromptKitError(f"{name} {value!r} is not a number: give one in {_range(low, high, low_open, high_open)}")
+        raise PromptKitError(
+            f"{name} {value!r} is not a number: give one in {range_text(low, high, low_open, high_open)}"
+        )
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
     if below or above or (isinstance(value, float) and not math.isfinite(value)):
         extra = f" ({hint})" if hint else ""
         shown = f"{value:g}" if isinstance(value, float) else str(value)[:20]
         raise PromptKitError(f"{name} {shown} is out of range: give a finite number in "
-                             f"{_range(low, high, low_open, high_open)}{extra}")  # fmt: skip
+                             f"{range_text(low, high, low_open, high_open)}{extra}")  # fmt: skip
     return value
 
 
@@ -151,6 +155,7 @@ def _bytes(count: float) -> str:
 __all__ = [
     "MAX_BATCH",
     "MAX_BINS",
+    "MAX_BUCKETS",
     "MAX_CHANNELS",
     "MAX_IMAGES",
     "MAX_LR",
@@ -180,5 +185,6 @@ __all__ = [
     "available_memory",
     "check_allocation",
     "check_number",
+    "range_text",
     "real",
 ]

@@ -70,9 +70,11 @@ def check_output_folder(folder: str | os.PathLike, option: str, own: str | None 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise PromptKitError(f"{option} {folder} is a file: give a folder")
-    for marker, what in FINISHED_WORK.items():
-        if marker != own and (folder / marker).is_file() and not (own and (folder / own).is_file()):
-            raise PromptKitError(f"{option} {folder} holds {what}: choose a new or empty folder")
+    if own is not None and (folder / own).is_file():
+        return folder  # the command's own work: it resumes or refuses
+    work = finished_work(folder)
+    if work is not None:
+        raise PromptKitError(f"{option} {folder} holds {work}: choose a new or empty folder")
     return folder
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -74,22 +75,9 @@ class CrossImagePixelPairs(nn.Module):
         student, teacher, valid = align_maps(student_logits, teacher_logits, valid_mask, self.align)
         if self.pool_from is not None and min(student.shape[-2:]) >= self.pool_from:
             student, teacher, valid = _pool_4x4(student, teacher, valid)
-        rows = (
-            student.shape[0] * student.shape[-2] * student.shape[-1]
-            if self.max_size is None
-            else (student.shape[0] * min(student.shape[-2], self.max_size) * min(student.shape[-1], self.max_size))
-        )
-        key = (rows, student.element_size(), str(student.device))
-        if key != self._checked:  # once per shape and device, not at every step
-            check_allocation(
-                6 * rows * rows * student.element_size(),
-                f"cirkd's pixel similarities ({rows:,} x {rows:,})",
-                "pool the maps first, e.g. --set kd_params.cirkd.max_size=32",
-                device=student.device,
-            )
-            self._checked = key
         f_s, cells = self._pool(student, valid)  # [B, P, Ds], [B, P]
         f_t, _ = self._pool(teacher, valid)
+        self._check_memory(f_s)
         if self.softmax_over == "batch":  # the whole batch is one "image"
             f_s, f_t, cells = f_s.flatten(0, 1)[None], f_t.flatten(0, 1)[None], cells.flatten()[None]
         columns = cells[None, None]  # [1, 1, G, P]: pixel b of image j
@@ -104,29 +92,48 @@ class CrossImagePixelPairs(nn.Module):
 
     def _pool(self, features: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked average pooling to at most ``max_size`` per side, then unit-normalised ``[B, P, D]``."""
-        height, width = features.shape[-2:]
-        size = (height, width) if self.max_size is None else (min(height, self.max_size), min(width, self.max_size))
-        weight = valid[:, None].to(features.dtype)
-        covered = F.adaptive_avg_pool2d(weight, size)  # fraction of valid pixels per cell
-        pooled = F.adaptive_avg_pool2d(features * weight, size) / covered.clamp_min(1e-12)
-        unit = F.normalize(pooled.flatten(2), dim=1).transpose(1, 2)
-        return unit, covered.flatten(1) > 0
+        if self.max_size is not None:
+            height, width = features.shape[-2:]
+            size = (min(height, self.max_size), min(width, self.max_size))
+            features, valid = _masked_pool(features, valid, lambda maps: F.adaptive_avg_pool2d(maps, size))
+        unit = F.normalize((features * valid[:, None]).flatten(2), dim=1).transpose(1, 2)
+        return unit, valid.flatten(1)
+
+    def _check_memory(self, features: torch.Tensor) -> None:
+        """The similarity matrices' size against the device's free memory, once per shape and device."""
+        rows = features.shape[0] * features.shape[1]
+        key = (rows, features.element_size(), str(features.device))
+        if key != self._checked:
+            check_allocation(
+                6 * rows * rows * features.element_size(),
+                f"cirkd's pixel similarities ({rows:,} x {rows:,})",
+                "pool the maps first, e.g. --set kd_params.cirkd.max_size=32",
+                device=features.device,
+            )
+            self._checked = key
 
     def _similarity(self, features: torch.Tensor) -> torch.Tensor:
         """``S[i, a, j, b] = f_{i,a} . f_{j,b} / tau`` for ``features [G, P, D]``."""
         return torch.einsum("iad,jbd->iajb", features, features) / self.tau
 
 
+def _masked_pool(
+    maps: torch.Tensor, valid: torch.Tensor, pool: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pool`` averaging over valid pixels only; a cell is valid if it covers one."""
+    weight = valid[:, None].to(maps.dtype)
+    covered = pool(weight)  # the share of valid pixels per cell
+    return pool(maps * weight) / covered.clamp_min(1e-12), covered[:, 0] > 0
+
+
 def _pool_4x4(
     student: torch.Tensor, teacher: torch.Tensor, valid: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """CIRKD's ``AvgPool2d(4, stride 4, ceil_mode=True)``, over valid pixels only; a cell is valid if it covers one."""
-    weight = valid[:, None].to(student.dtype)
-    covered = F.avg_pool2d(weight, 4, 4, ceil_mode=True)
+    """CIRKD's ``AvgPool2d(4, stride 4, ceil_mode=True)``, over valid pixels only."""
 
     def pool(maps: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(maps * weight.to(maps.dtype), 4, 4, ceil_mode=True) / covered.to(maps.dtype).clamp_min(
-            1e-12
-        )
+        return F.avg_pool2d(maps, 4, 4, ceil_mode=True)
 
-    return pool(student), pool(teacher), covered[:, 0] > 0
+    student, cells = _masked_pool(student, valid, pool)
+    teacher, _ = _masked_pool(teacher, valid, pool)
+    return student, teacher, cells
