@@ -7,10 +7,10 @@ teachers, saved evaluation, benchmarks), while only ``distill.student_training``
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import torch
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from distill.class_weights import ClassWeighting
 from distill.configuration import ImageSize
@@ -30,12 +30,23 @@ from prompt_kit.bounds import (
     Seed,
     Share,
     Steps,
+    Views,
     WeightDecay,
     Workers,
     real,
 )
 from prompt_kit.errors import PromptKitError
 from student import list_networks
+
+TeacherCache = Literal["views", "image", "live"]
+TEACHER_CACHES: tuple[str, ...] = get_args(TeacherCache)
+
+
+def _legacy_teacher_cache(value: Any) -> Any:
+    """The booleans of configs written before views: true was the whole-image cache, false the live teacher."""
+    if isinstance(value, bool):
+        return "image" if value else "live"
+    return value
 
 
 class RunConfig(BaseModel):
@@ -117,15 +128,27 @@ class RunConfig(BaseModel):
         default=0,
         description="evaluate on this many train images kept out of training (tune here; val stays unseen)",
     )
-    teacher_cache: bool = Field(
-        default=True,
-        description="compute the teacher's outputs (logits, and the feature maps KD terms compare) once per train "
-        "image and crop them like each sample; false: run the teacher on every crop",
+    teacher_cache: Annotated[TeacherCache, BeforeValidator(_legacy_teacher_cache)] = Field(
+        default="views",
+        description="views: the teacher's outputs for every pre-drawn view of every train image, computed once per "
+        "teacher and read by every run (distill.view_bank); image: once per whole image, re-cropped like each "
+        "sample (blurs zoomed-in crops); live: the teacher runs on every batch",
     )
+    teacher_views: Views = Field(
+        default=16,
+        description="crops drawn ahead per train image for a run with a teacher (each epoch reads one, every view "
+        "once per cycle); 0: a fresh crop each epoch, as runs without a teacher train (live or image cache only)",
+    )
+    view_seed: Seed = Field(default=0, description="the seed of the views' geometry, shared by every run of a bank")
 
     @model_validator(mode="after")
     def _check_augmentation(self) -> RunConfig:
         check_augmentation(self.scale_range, self.color_jitter)  # before any data or model is loaded
+        if self.teacher_cache == "views" and self.teacher_views < 1:
+            raise ValueError(
+                "teacher_cache=views needs teacher_views >= 1 (0 draws a fresh crop each epoch, which no bank holds): "
+                "set teacher_views=16, or teacher_cache=live"
+            )
         return self
 
     @property
@@ -155,4 +178,9 @@ def require_student(name: str) -> None:
         raise PromptKitError(f"unknown student {name!r}: choose one of {', '.join(list_networks())}")
 
 
-__all__ = ["RunConfig", "kd_terms", "require_student"]
+def train_views(config: RunConfig) -> int:
+    """Views per image the run's crops come from: ``teacher_views`` with a teacher's KD terms, else 0 (fresh)."""
+    return config.teacher_views if config.teacher and kd_terms(config) else 0
+
+
+__all__ = ["TEACHER_CACHES", "RunConfig", "TeacherCache", "kd_terms", "require_student", "train_views"]

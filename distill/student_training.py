@@ -22,16 +22,18 @@ from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
 from distill.datasets.unlabelled import has_unlabelled
 from distill.kd_terms import (
+    LOGITS,
     KDTerm,
     connect,
     connector_parameters,
     kd_loss,
+    pick,
     teacher_feature_names,
     term_state,
 )
 from distill.losses import kd_pixel_mask
 from distill.provenance import provenance
-from distill.run_config import RunConfig, kd_terms, require_student
+from distill.run_config import RunConfig, kd_terms, require_student, train_views
 from distill.run_folder import RunFolder, open_run_folder
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
 from distill.training_core import (
@@ -45,6 +47,7 @@ from distill.training_core import (
     train_steps,
     write_finished,
 )
+from distill.view_bank import BankSpec
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
 from prompt_kit.readers import read_safetensors
@@ -141,8 +144,9 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         )
     set_seed(config.seed)  # building the teacher drew from the RNG: the student's init must depend on the seed only
     student = build_network(config, taxonomy.num_classes).to(memory_format=config.memory_format)
+    outputs = None
     if terms:
-        _dry_forward(terms, student, teacher, config, teacher_size, accelerator.device)
+        outputs = _dry_forward(terms, student, teacher, config, teacher_size, accelerator.device)
     trained = [p for p in student.parameters() if p.requires_grad] + connector_parameters(terms)
     optimizer = make_optimizer(trained, config.optimizer, config.lr, config.weight_decay)
     scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
@@ -151,7 +155,7 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     if accelerator.is_main_process:
         atomic_write_text(out / "config.yaml", config_to_yaml(config))
 
-    live_teacher = bool(terms) and not config.teacher_cache
+    live_teacher = bool(terms) and config.teacher_cache == "live"
     views = PairedViews(
         train_data,
         teacher_size=teacher_size if live_teacher else None,
@@ -160,11 +164,16 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         seed=config.seed,
         scale_range=config.scale_range,
         color_jitter=config.color_jitter,
+        views=train_views(config),
+        view_seed=config.view_seed,
     )
-    if terms and not live_teacher:
-        from distill.teacher_outputs import CachedTeacherViews, cached_teacher_outputs
+    teacher_cost: dict[str, Any] = {"teacher_forward_images": 0}
+    if terms and config.teacher_cache == "views":
+        views, teacher_cost = _banked_views(config, teacher, train_data, views, teacher_size, outputs, accelerator)
+    elif terms and config.teacher_cache == "image":
+        from distill.teacher_outputs import CachedTeacherViews, cached_teacher_outputs_counted
 
-        outputs = cached_teacher_outputs(
+        cached, computed = cached_teacher_outputs_counted(
             teacher,
             Path(config.teacher),
             config.data,
@@ -173,7 +182,9 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
             accelerator,
             teacher_feature_names(terms),
         )
-        views = CachedTeacherViews(views, outputs)
+        views = CachedTeacherViews(views, cached)
+        teacher_cost = {"teacher_forward_images": computed}
+    live_forwards = torch.zeros((), dtype=torch.long)
     ignore_index = taxonomy.ignore_index
     weights = class_weights(train_data, config.class_weighting, accelerator.device)
 
@@ -193,6 +204,7 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         if live_teacher:
             with torch.no_grad():
                 teacher_logits, teacher_features = teacher(batch["teacher_image"], return_features=True)
+            live_forwards.add_(batch["teacher_image"].shape[0])
         else:
             teacher_logits, teacher_features = batch["teacher_logits"], batch.get("teacher_features")
         valid = kd_pixel_mask(labels, teacher_logits, ignore_index, config.kd_pixels)
@@ -249,7 +261,12 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     # one number per rank: with several processes the replicas must hold identical weights
     checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(student).parameters()]).sum()
     checksums = [float(v) for v in accelerator.gather(checksum.reshape(1).to(accelerator.device))]
-    final = _final_metrics(config, accelerator, folder, val_data, teacher, teacher_size, state, checksums, start_time)
+    if live_teacher:
+        forwards = accelerator.gather(live_forwards.reshape(1).to(accelerator.device))
+        teacher_cost["teacher_forward_images"] = int(forwards.sum())
+    final = _final_metrics(
+        config, accelerator, folder, val_data, teacher, teacher_size, state, checksums, start_time, teacher_cost
+    )
     if writer is not None:
         writer.close()
     accelerator.end_training()
@@ -266,8 +283,11 @@ def teacher_confidence(teacher_logits: torch.Tensor, size) -> torch.Tensor:
     return logits.softmax(1).amax(1)
 
 
-def _dry_forward(terms: list[KDTerm], student, teacher, config: RunConfig, teacher_size, device) -> None:
-    """One image through both models before any step: term outputs checked, connectors built from the shapes."""
+def _dry_forward(terms: list[KDTerm], student, teacher, config: RunConfig, teacher_size, device):
+    """One image through both models before any step: term outputs checked, connectors built from the shapes.
+
+    Returns both models' outputs ``(student_out, teacher_out)`` (their shapes size a view bank).
+    """
     student.eval()
     with torch.no_grad():
         images = torch.zeros(1, 3, *config.student_size, device=device)
@@ -277,6 +297,66 @@ def _dry_forward(terms: list[KDTerm], student, teacher, config: RunConfig, teach
     student.train()
     valid = torch.ones(1, *config.student_size, dtype=torch.bool, device=device)
     connect(terms, student_out, teacher_out, valid)
+    return student_out, teacher_out
+
+
+def bank_outputs(terms: list[KDTerm], student_out, align: str) -> tuple[tuple[str, tuple[int, int] | None], ...]:
+    """What a view bank stores for ``terms``: the logits and each teacher map they read, with its storage size.
+
+    Under ``downsample_teacher`` a teacher map is stored at the size of the student map it is compared
+    with (the loss would resize it there first), else at the teacher's own size; so is a map two
+    terms compare with student maps of different sizes.
+    """
+    from distill.view_bank import FEATURE_PREFIX, LOGITS_KEY
+
+    sizes: dict[str, set[tuple[int, int]]] = {LOGITS: set()}
+    for term in terms:
+        student_map = pick(term.spec.student, student_out[0], student_out[1], "student")
+        sizes.setdefault(term.spec.teacher, set()).add(tuple(student_map.shape[-2:]))
+    if not sizes[LOGITS]:  # no term reads the logits: the pixel masks still do, at the student's logits size
+        sizes[LOGITS].add(tuple(student_out[0].shape[-2:]))
+    outputs = []
+    for name in sorted(sizes, key=lambda name: (name != LOGITS, name)):
+        size = next(iter(sizes[name])) if align == "downsample_teacher" and len(sizes[name]) == 1 else None
+        outputs.append((LOGITS_KEY if name == LOGITS else FEATURE_PREFIX + name, size))
+    return tuple(outputs)
+
+
+def bank_spec(config: RunConfig, train_data, teacher_size, terms: list[KDTerm], student_out) -> BankSpec:
+    """The view bank a run with ``teacher_cache: views`` reads (its data, sizes, views and stored outputs)."""
+    data = config.data
+    if train_data.split != "train":  # a held-out part of train: its split name and size identify it
+        data = f"{data} {train_data.split} ({len(train_data)} images)"
+    return BankSpec(
+        data=data,
+        images=len(train_data),
+        teacher_size=tuple(teacher_size),
+        views=config.teacher_views,
+        view_seed=config.view_seed,
+        augment=config.augment,
+        scale_range=tuple(config.scale_range),
+        flip=True,
+        outputs=bank_outputs(terms, student_out, config.align),
+    )
+
+
+def _banked_views(config, teacher, train_data, views, teacher_size, outputs, accelerator):
+    """The run's views with the teacher's banked outputs, the bank built first when missing; and its cost."""
+    from distill.view_bank import BankedTeacherViews, ViewBank, ensure_view_bank
+
+    terms = kd_terms(config)
+    spec = bank_spec(config, train_data, teacher_size, terms, outputs[0])
+    report = ensure_view_bank(teacher, config.teacher, views, spec, accelerator, batch_size=config.batch_size)
+    cost = {
+        "teacher_forward_images": report.teacher_forward_images,
+        "view_bank": {
+            "folder": str(report.folder),
+            "built": report.built,
+            "build_seconds": report.seconds,
+            "views": spec.stored_views,
+        },
+    }
+    return BankedTeacherViews(views, ViewBank(report.folder, spec)), cost
 
 
 def _save_best(accelerator, student, out: Path) -> None:
@@ -332,7 +412,9 @@ def evaluate_student(
     return metrics
 
 
-def _final_metrics(config, accelerator, folder, val_data, teacher, teacher_size, state, checksums, start_time):
+def _final_metrics(
+    config, accelerator, folder, val_data, teacher, teacher_size, state, checksums, start_time, teacher_cost
+):
     out = folder.path
     best = create_student(config.student, val_data.taxonomy.num_classes)
     best.load_state_dict(read_safetensors(out / BEST_WEIGHTS, "best student weights"))
@@ -362,6 +444,9 @@ def _final_metrics(config, accelerator, folder, val_data, teacher, teacher_size,
         "seconds_per_step": round(state.step_seconds / state.step, 4) if state.step else None,
         "student_size": list(config.student_size),
         "teacher_size": list(teacher_size),
+        "teacher_cache": config.teacher_cache if teacher is not None else None,
+        "teacher_views": train_views(config),
+        **teacher_cost,
         "eval_split": val_data.split,
         "eval_images": len(val_data),
     }

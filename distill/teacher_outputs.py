@@ -97,6 +97,14 @@ def cached_teacher_outputs(
     A part of the train split (``holdout``) is another set of images: its split name and size
     join the key (the held-out draw is fixed, so they identify it).
     """
+    return cached_teacher_outputs_counted(teacher, teacher_dir, data, dataset, size, accelerator, features)[0]
+
+
+def cached_teacher_outputs_counted(
+    teacher: Teacher, teacher_dir: str | Path, data: str, dataset, size, accelerator, features: tuple[str, ...] = ()
+) -> tuple[dict[str, torch.Tensor], int]:
+    """:func:`cached_teacher_outputs` and the images the teacher processed for it (0 on a hit)."""
+    computed = 0
     if dataset.split != "train":
         data = f"{data} {dataset.split} ({len(dataset)} images)"
     features = tuple(sorted(set(features)))
@@ -108,13 +116,14 @@ def cached_teacher_outputs(
             if path.is_file():
                 logger.warning("the teacher-output cache entry %s cannot be used: computing it again", path)
             outputs = compute_teacher_outputs(teacher, dataset, size, accelerator, features)
+            computed = len(dataset)
             metadata = {"data": data, "size": f"{size[0]}x{size[1]}", "images": str(len(dataset))}
             if features:
                 metadata["features"] = ",".join(features)
             atomic_write_bytes(path, safetensors_save(outputs, metadata=metadata))
     if outputs is None:
         raise PromptKitError(f"{path} cannot be read after the main process wrote it: is the disk shared and full?")
-    return outputs
+    return outputs, computed
 
 
 def cached_teacher_logits(teacher: Teacher, teacher_dir: str | Path, data: str, dataset, size, accelerator):
@@ -178,6 +187,7 @@ __all__ = [
     "cache_key",
     "cached_teacher_logits",
     "cached_teacher_outputs",
+    "cached_teacher_outputs_counted",
     "compute_teacher_logits",
     "compute_teacher_outputs",
 ]

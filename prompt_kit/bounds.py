@@ -33,6 +33,7 @@ MAX_BINS = 100_000
 MAX_BUCKETS = 10_000  # buckets of one adaptation (each bucket k trains with seed + k)
 MAX_SCALE = 8.0  # test-time scales: 8x a model's input is already far past what the model saw
 MAX_LR = 10.0
+MAX_VIEWS = 1024  # pre-drawn crops per train image: a bank of more is a typo, not a plan
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Steps = Annotated[int, Field(ge=0, le=MAX_STEPS)]
@@ -44,6 +45,7 @@ Repeats = Annotated[int, Field(ge=1, le=MAX_REPEATS)]
 Workers = Annotated[int, Field(ge=0, le=MAX_WORKERS)]
 Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 Bins = Annotated[int, Field(ge=2, le=MAX_BINS)]
+Views = Annotated[int, Field(ge=0, le=MAX_VIEWS)]
 
 
 def range_text(low: float, high: float, low_open: bool = False, high_open: bool = False) -> str:
@@ -159,6 +161,7 @@ __all__ = [
     "MAX_CHANNELS",
     "MAX_IMAGES",
     "MAX_LR",
+    "MAX_VIEWS",
     "MAX_REPEATS",
     "MAX_SCALE",
     "MAX_SEED",

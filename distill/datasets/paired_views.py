@@ -6,6 +6,16 @@ twice. The parameters are returned with every sample so that the geometry can be
 later to any other map of the source image (``apply_geometry``), such as cached teacher
 outputs.
 
+Views (``views > 0``, FKD's idea for segmentation): each image has ``views`` geometric
+augmentations drawn ahead from ``view_seed`` alone (crop box, scale, flip of view ``v`` of image
+``i``), and the k-th epoch's visit of image ``i`` reads view ``permutation[k mod views]``, a
+permutation of ``0..views-1`` drawn from (``seed``, ``i``, ``k // views``): every view once per
+cycle, in an order that depends on the run's seed. A teacher's output for each view can then be
+computed once and shared by every run (``distill.view_bank``). Colour jitter is still drawn per
+visit and applied to the student's image only: the teacher sees the view un-jittered, live or
+banked, so a live and a banked run differ only by the bank's float16 storage. ``views=0``
+draws a fresh geometry for every (seed, epoch, image), the way runs without a teacher train.
+
 Geometry, in source pixels: a scale ``s`` drawn from ``scale_range`` gives a crop box of
 ``round(H / s) x round(W / s)`` (the source's aspect ratio). ``s = 1`` is the whole image (the
 eval view), ``s > 1`` zooms in at a random position, ``s < 1`` zooms out and pads: black
@@ -32,6 +42,9 @@ from distill.datasets.unlabelled import is_labelled
 
 Size = tuple[int, int]
 JITTER_KEYS = ("brightness", "contrast", "saturation")
+# the first words of the random streams of views (their geometry, their order, the jitter of a visit), so none
+# of them repeats the stream of a fresh draw ([seed, epoch, index])
+VIEW_STREAM, VIEW_ORDER_STREAM, JITTER_STREAM = 0x5649, 0x4F52, 0x4A49
 
 
 class PairedViews(Dataset):
@@ -55,6 +68,8 @@ class PairedViews(Dataset):
         scale_range: tuple[float, float] = (0.75, 1.5),
         flip: bool = True,
         color_jitter: float = 0.2,
+        views: int = 0,
+        view_seed: int = 0,
     ) -> None:
         if teacher_size is None and student_size is None:
             raise ValueError("PairedViews needs a teacher_size, a student_size or both")
@@ -62,6 +77,8 @@ class PairedViews(Dataset):
             if size is not None and (len(size) != 2 or min(size) < 1):
                 raise ValueError(f"{name} must be (height, width) with positive sides, got {size}")
         check_augmentation(scale_range, color_jitter)
+        if views < 0:
+            raise ValueError(f"views must be 0 (a fresh crop every epoch) or a positive count, got {views}")
         self.dataset = dataset
         self.teacher_size = _size_or_none(teacher_size)
         self.student_size = _size_or_none(student_size)
@@ -70,6 +87,8 @@ class PairedViews(Dataset):
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.flip = flip
         self.color_jitter = float(color_jitter)
+        self.views = int(views)
+        self.view_seed = int(view_seed)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -79,25 +98,59 @@ class PairedViews(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def view_of(self, index: int, epoch: int) -> int:
+        """The view that epoch ``epoch`` reads of image ``index`` (-1 without views or augmentation)."""
+        if not self.train or not self.views:
+            return -1
+        cycle, within = divmod(int(epoch), self.views)
+        order = np.random.default_rng([VIEW_ORDER_STREAM, self.seed, index, cycle]).permutation(self.views)
+        return int(order[within])
+
     def sample_params(self, index: int, source_size: Size) -> dict[str, Any]:
         """The augmentation of sample ``index`` this epoch, as values the default collate stacks.
 
         Returns:
             ``source_size`` int64 ``[2]`` (H, W), ``crop_box`` int64 ``[4]`` (top, left, height,
             width in source pixels, may reach outside the image), ``scale`` (float), ``flip``
-            (bool) and the colour factors ``brightness``, ``contrast``, ``saturation`` (1 = none).
+            (bool), ``view`` (int: the view read, -1 for a fresh draw or none) and the colour
+            factors ``brightness``, ``contrast``, ``saturation`` (1 = none).
         """
+        view = self.view_of(index, self.epoch)
+        if not self.train:
+            return self._geometry(source_size, None)
+        if view >= 0:
+            params = self.view_params(index, view, source_size)
+            rng = np.random.default_rng([JITTER_STREAM, self.seed, self.epoch, index])
+        else:  # geometry and jitter from one stream, as before views existed
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            params = self._geometry(source_size, rng)
+        for key in JITTER_KEYS:
+            params[key] = float(rng.uniform(1.0 - self.color_jitter, 1.0 + self.color_jitter))
+        return params
+
+    def view_params(self, index: int, view: int, source_size: Size) -> dict[str, Any]:
+        """The geometry of view ``view`` of image ``index`` (no jitter): a function of ``view_seed`` alone."""
+        if not self.train:
+            return self._geometry(source_size, None)
+        if not 0 <= view < self.views:
+            raise ValueError(f"image {index} has views 0..{self.views - 1}, not {view}")
+        params = self._geometry(source_size, np.random.default_rng([VIEW_STREAM, self.view_seed, index, view]))
+        params["view"] = view
+        return params
+
+    def _geometry(self, source_size: Size, rng: np.random.Generator | None) -> dict[str, Any]:
+        """Crop box, scale and flip drawn from ``rng`` (None: the whole image, unflipped)."""
         height, width = source_size
         params: dict[str, Any] = {
             "source_size": torch.tensor([height, width]),
             "crop_box": torch.tensor([0, 0, height, width]),
             "scale": 1.0,
             "flip": False,
+            "view": -1,
             **dict.fromkeys(JITTER_KEYS, 1.0),
         }
-        if not self.train:
+        if rng is None:
             return params
-        rng = np.random.default_rng([self.seed, self.epoch, index])
         scale = float(rng.uniform(*self.scale_range))
         box_height, box_width = max(1, round(height / scale)), max(1, round(width / scale))
         top = int(rng.integers(min(0, height - box_height), max(0, height - box_height) + 1))
@@ -105,8 +158,6 @@ class PairedViews(Dataset):
         params["crop_box"] = torch.tensor([top, left, box_height, box_width])
         params["scale"] = scale
         params["flip"] = bool(self.flip and rng.random() < 0.5)
-        for key in JITTER_KEYS:
-            params[key] = float(rng.uniform(1.0 - self.color_jitter, 1.0 + self.color_jitter))
         return params
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -118,7 +169,8 @@ class PairedViews(Dataset):
             if size is None:
                 continue
             view = apply_geometry(image, params, size, InterpolationMode.BILINEAR, fill=0.0)
-            item[f"{role}_image"] = apply_jitter(view, params)
+            # with views the teacher reads the view un-jittered, as a bank of its outputs holds it
+            item[f"{role}_image"] = view if role == "teacher" and params["view"] >= 0 else apply_jitter(view, params)
             item[f"{role}_label"] = apply_geometry(label, params, size, InterpolationMode.NEAREST_EXACT, fill=ignore)
         item["params"] = params
         item["index"] = index
