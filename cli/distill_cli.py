@@ -9,7 +9,7 @@ import click
 import prompt_kit
 from cli.common import UserFacingGroup, configure_logging
 from cli.parameters import integer
-from prompt_kit.bounds import MAX_BATCH, MAX_REPEATS, MAX_SEED, MAX_SIDE, MAX_STEPS
+from prompt_kit.bounds import MAX_BATCH, MAX_REPEATS, MAX_SEED, MAX_SIDE, MAX_STEPS, MAX_VIEWS
 
 
 @click.group(
@@ -220,6 +220,52 @@ def run(
     metrics = train_student(config, resume=resume, overwrite=overwrite, allow_changes=allow_changes)
     teacher_text = f", teacher {metrics['teacher']['miou']:.3f}" if metrics.get("teacher") else ""
     click.echo(f"student val mIoU {metrics['miou']:.3f}{teacher_text}; wrote {out}")
+
+
+@distill.command(
+    epilog="""Examples:
+
+\b
+  distill cache runs/camvid-lite2 --data camvid:../shared/data/camvid --views 16 --config configs/camvid_kd_student.yaml
+  distill cache runs/teacher --data synthetic --kd kl=1.0,cwd=3.0      (the bank of these terms' outputs)
+Pass what the runs will pass (config, --kd, sizes, --set): a run reads the bank whose key matches its own.
+"""
+)
+@click.argument("teacher_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic (SPEC@map=...)."
+)
+@click.option("--views", type=integer(1, MAX_VIEWS), default=None, help="Views per train image (default 16).")
+@click.option("--kd", default=None, help="The runs' KD spec: which teacher maps the bank holds (default: dist).")
+@click.option("--student", default=None, help="The runs' student (its map sizes set the stored sizes).")
+@click.option("--student-size", default=None, help="HEIGHTxWIDTH of the student's input.")
+@click.option("--teacher-size", default=None, help="HEIGHTxWIDTH of the teacher's input (default: its training size).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="The runs' YAML config file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a run config field.")
+def cache(teacher_dir, data, views, kd, student, student_size, teacher_size, config_file, overrides) -> None:
+    """Build a teacher's view bank ahead: its outputs on every pre-drawn crop, read by every later run."""
+    from distill.configuration import load_config
+    from distill.run_config import RunConfig
+    from distill.student_training import build_view_bank
+
+    base = dict(
+        teacher=teacher_dir,
+        data=data,
+        teacher_views=views,
+        kd=kd,
+        student=student,
+        student_size=_size(student_size),
+        teacher_size=_size(teacher_size),
+    )
+    config = load_config(RunConfig, config_file, list(overrides), base)
+    report, spec = build_view_bank(config)
+    size = sum(path.stat().st_size for path in report.folder.glob("shard-*.safetensors")) / 2**20
+    done = (
+        f"built in {report.seconds:.1f} s ({report.teacher_forward_images} teacher forwards)"
+        if report.built
+        else "already built"
+    )
+    click.echo(f"view bank {report.folder}: {spec.images} images x {spec.stored_views} views, {size:.1f} MiB, {done}")
 
 
 @distill.command(

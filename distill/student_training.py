@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,21 +18,19 @@ from accelerate.utils import set_seed
 
 from distill.class_weights import class_weights
 from distill.configuration import config_to_yaml
-from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
 from distill.datasets.unlabelled import has_unlabelled
 from distill.kd_terms import (
-    LOGITS,
     KDTerm,
     connect,
     connector_parameters,
     kd_loss,
-    pick,
     teacher_feature_names,
     term_state,
 )
 from distill.losses import kd_pixel_mask
 from distill.provenance import provenance
+from distill.run_bank import banked_views, run_views
 from distill.run_config import RunConfig, kd_terms, require_student, train_views
 from distill.run_folder import RunFolder, open_run_folder
 from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
@@ -47,7 +45,6 @@ from distill.training_core import (
     train_steps,
     write_finished,
 )
-from distill.view_bank import BankSpec
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
 from prompt_kit.readers import read_safetensors
@@ -111,8 +108,19 @@ def train_student(
         return _train_student(config, resume, folder, start_time)
 
 
-def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_time: float) -> dict[str, Any]:
-    out = folder.path
+class _Setup(NamedTuple):
+    accelerator: Any
+    train_data: Any
+    val_data: Any
+    teacher: Teacher | None
+    teacher_size: tuple[int, int]
+    student: torch.nn.Module
+    terms: list[KDTerm]
+    outputs: Any  # both models' outputs on one image (None without KD terms)
+
+
+def _set_up(config: RunConfig) -> _Setup:
+    """Data, teacher and student of a run, checked against each other, and one dry forward of both."""
     require_student(config.student)
     multiple = getattr(NETWORKS[config.student], "input_multiple", 1)
     if any(side % multiple for side in config.student_size):
@@ -147,6 +155,33 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     outputs = None
     if terms:
         outputs = _dry_forward(terms, student, teacher, config, teacher_size, accelerator.device)
+    return _Setup(accelerator, train_data, val_data, teacher, teacher_size, student, terms, outputs)
+
+
+def build_view_bank(config: RunConfig):
+    """Build (or finish) the view bank ``distill run`` with ``config`` would read: ``distill cache``."""
+    from distill.run_bank import bank_spec, run_views
+    from distill.view_bank import ensure_view_bank
+
+    if not config.teacher:
+        raise PromptKitError("a view bank holds a teacher's outputs: pass the teacher folder")
+    if config.teacher_cache != "views":
+        raise PromptKitError(f"teacher_cache={config.teacher_cache} reads no view bank: set teacher_cache=views")
+    if not kd_terms(config):
+        raise PromptKitError(f"--kd {config.kd} reads nothing from a teacher: a bank is for KD terms (e.g. --kd dist)")
+    setup = _set_up(config)
+    views = run_views(config, setup.train_data, None)
+    spec = bank_spec(config, setup.train_data, setup.teacher_size, setup.terms, setup.outputs[0])
+    report = ensure_view_bank(
+        setup.teacher, config.teacher, views, spec, setup.accelerator, batch_size=config.batch_size
+    )
+    return report, spec
+
+
+def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_time: float) -> dict[str, Any]:
+    out = folder.path
+    accelerator, train_data, val_data, teacher, teacher_size, student, terms, outputs = _set_up(config)
+    taxonomy = train_data.taxonomy
     trained = [p for p in student.parameters() if p.requires_grad] + connector_parameters(terms)
     optimizer = make_optimizer(trained, config.optimizer, config.lr, config.weight_decay)
     scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
@@ -156,20 +191,10 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         atomic_write_text(out / "config.yaml", config_to_yaml(config))
 
     live_teacher = bool(terms) and config.teacher_cache == "live"
-    views = PairedViews(
-        train_data,
-        teacher_size=teacher_size if live_teacher else None,
-        student_size=config.student_size,
-        train=config.augment,
-        seed=config.seed,
-        scale_range=config.scale_range,
-        color_jitter=config.color_jitter,
-        views=train_views(config),
-        view_seed=config.view_seed,
-    )
+    views = run_views(config, train_data, teacher_size if live_teacher else None)
     teacher_cost: dict[str, Any] = {"teacher_forward_images": 0}
     if terms and config.teacher_cache == "views":
-        views, teacher_cost = _banked_views(config, teacher, train_data, views, teacher_size, outputs, accelerator)
+        views, teacher_cost = banked_views(config, teacher, train_data, views, teacher_size, outputs[0], accelerator)
     elif terms and config.teacher_cache == "image":
         from distill.teacher_outputs import CachedTeacherViews, cached_teacher_outputs_counted
 
@@ -298,65 +323,6 @@ def _dry_forward(terms: list[KDTerm], student, teacher, config: RunConfig, teach
     valid = torch.ones(1, *config.student_size, dtype=torch.bool, device=device)
     connect(terms, student_out, teacher_out, valid)
     return student_out, teacher_out
-
-
-def bank_outputs(terms: list[KDTerm], student_out, align: str) -> tuple[tuple[str, tuple[int, int] | None], ...]:
-    """What a view bank stores for ``terms``: the logits and each teacher map they read, with its storage size.
-
-    Under ``downsample_teacher`` a teacher map is stored at the size of the student map it is compared
-    with (the loss would resize it there first), else at the teacher's own size; so is a map two
-    terms compare with student maps of different sizes.
-    """
-    from distill.view_bank import FEATURE_PREFIX, LOGITS_KEY
-
-    sizes: dict[str, set[tuple[int, int]]] = {LOGITS: set()}
-    for term in terms:
-        student_map = pick(term.spec.student, student_out[0], student_out[1], "student")
-        sizes.setdefault(term.spec.teacher, set()).add(tuple(student_map.shape[-2:]))
-    if not sizes[LOGITS]:  # no term reads the logits: the pixel masks still do, at the student's logits size
-        sizes[LOGITS].add(tuple(student_out[0].shape[-2:]))
-    outputs = []
-    for name in sorted(sizes, key=lambda name: (name != LOGITS, name)):
-        size = next(iter(sizes[name])) if align == "downsample_teacher" and len(sizes[name]) == 1 else None
-        outputs.append((LOGITS_KEY if name == LOGITS else FEATURE_PREFIX + name, size))
-    return tuple(outputs)
-
-
-def bank_spec(config: RunConfig, train_data, teacher_size, terms: list[KDTerm], student_out) -> BankSpec:
-    """The view bank a run with ``teacher_cache: views`` reads (its data, sizes, views and stored outputs)."""
-    data = config.data
-    if train_data.split != "train":  # a held-out part of train: its split name and size identify it
-        data = f"{data} {train_data.split} ({len(train_data)} images)"
-    return BankSpec(
-        data=data,
-        images=len(train_data),
-        teacher_size=tuple(teacher_size),
-        views=config.teacher_views,
-        view_seed=config.view_seed,
-        augment=config.augment,
-        scale_range=tuple(config.scale_range),
-        flip=True,
-        outputs=bank_outputs(terms, student_out, config.align),
-    )
-
-
-def _banked_views(config, teacher, train_data, views, teacher_size, outputs, accelerator):
-    """The run's views with the teacher's banked outputs, the bank built first when missing; and its cost."""
-    from distill.view_bank import BankedTeacherViews, ViewBank, ensure_view_bank
-
-    terms = kd_terms(config)
-    spec = bank_spec(config, train_data, teacher_size, terms, outputs[0])
-    report = ensure_view_bank(teacher, config.teacher, views, spec, accelerator, batch_size=config.batch_size)
-    cost = {
-        "teacher_forward_images": report.teacher_forward_images,
-        "view_bank": {
-            "folder": str(report.folder),
-            "built": report.built,
-            "build_seconds": report.seconds,
-            "views": spec.stored_views,
-        },
-    }
-    return BankedTeacherViews(views, ViewBank(report.folder, spec)), cost
 
 
 def _save_best(accelerator, student, out: Path) -> None:

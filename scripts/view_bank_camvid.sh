@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The view-bank study of README "A view bank": the CamVid KD student (configs/camvid_kd_student.yaml, `dist`)
+# from the teacher's banked views (V = 16, 4, 1), the live teacher on the same 16 views, the whole-image
+# cache, and no KD, 5 seeds each; then one table of val mIoU, gain over no KD paired by seed, seconds per
+# step and teacher forwards. Every run resumes: run it again after a kill (finished runs are skipped).
+# Runs one training at a time (2 cores). About 75 minutes on 2 cores after the teacher (20 minutes).
+#   scripts/view_bank_camvid.sh [OUT (runs/view-bank)] [SEEDS ("0 1 2 3 4")] [ROWS ("none v16 live16 v4 v1 image")]
+set -euo pipefail
+out=${1:-runs/view-bank}
+seeds=${2:-0 1 2 3 4}
+rows=${3:-none v16 live16 v4 v1 image}
+teacher=$out/teacher
+config=configs/camvid_kd_student.yaml
+
+[ -f "$teacher/metrics.json" ] || distill teacher --model efficientnet_lite2 --data camvid:../shared/data/camvid \
+  --out "$teacher"
+
+for row in $rows; do
+  case $row in
+    none) args=(--kd none) ;;
+    v16) args=(--teacher "$teacher" --kd dist --set teacher_cache=views --set teacher_views=16) ;;
+    v4) args=(--teacher "$teacher" --kd dist --set teacher_cache=views --set teacher_views=4) ;;
+    v1) args=(--teacher "$teacher" --kd dist --set teacher_cache=views --set teacher_views=1) ;;
+    live16) args=(--teacher "$teacher" --kd dist --set teacher_cache=live --set teacher_views=16) ;;
+    live) args=(--teacher "$teacher" --kd dist --set teacher_cache=live --set teacher_views=0) ;;
+    image) args=(--teacher "$teacher" --kd dist --set teacher_cache=image --set teacher_views=0) ;;
+    *) echo "unknown row $row" >&2; exit 2 ;;
+  esac
+  for s in $seeds; do
+    run=$out/$row/seed$s
+    [ -f "$run/metrics.json" ] && continue
+    extra=()
+    [ -d "$run" ] && extra=(--resume)
+    distill run --config $config "${args[@]}" --seed "$s" --out "$run" "${extra[@]}"
+  done
+done
+
+python - "$out" $rows <<'EOF'
+import json, statistics, sys
+from pathlib import Path
+
+out, rows = Path(sys.argv[1]), sys.argv[2:]
+def read(row):
+    return {int(p.parent.name[4:]): json.loads(p.read_text()) for p in sorted((out / row).glob("seed*/metrics.json"))}
+base = read("none")
+print("| row | seeds | val mIoU (mean ± std) | per seed | gain over no KD, per seed | s/step | teacher forwards |")
+print("|---|---:|---|---|---|---:|---:|")
+for row in rows:
+    runs = read(row)
+    if not runs:
+        continue
+    seeds = sorted(runs)
+    miou = [runs[s]["miou"] for s in seeds]
+    spread = statistics.stdev(miou) if len(miou) > 1 else 0.0
+    gains = [runs[s]["miou"] - base[s]["miou"] for s in seeds if s in base] if row != "none" else []
+    gain = f"{statistics.mean(gains):+.3f} ({', '.join(f'{g:+.3f}' for g in gains)})" if gains else ""
+    step = statistics.mean(runs[s]["seconds_per_step"] for s in seeds)
+    forwards = ", ".join(str(runs[s].get("teacher_forward_images", 0)) for s in seeds)
+    print(f"| {row} | {len(seeds)} | {statistics.mean(miou):.3f} ± {spread:.3f} | "
+          f"{', '.join(f'{m:.3f}' for m in miou)} | {gain} | {step:.3f} | {forwards} |")
+for row in rows:
+    for s, metrics in read(row).items():
+        bank = metrics.get("view_bank")
+        if bank and bank["built"]:
+            print(f"{row}: bank of {bank['views']} views built in seed {s}'s run: {bank['build_seconds']} s")
+EOF
