@@ -1,13 +1,14 @@
-"""What KD costs per student step: no teacher, cached teacher outputs, live teacher, for two teacher kinds.
+"""What KD costs per student step: no teacher, the view bank, the whole-image cache, the live teacher.
 
-    python benchmarks/bench_kd_cost.py [--steps 60] [--teacher-steps 2] [--network efficientnet_lite2]
+    python benchmarks/bench_kd_cost.py [--steps 60] [--teacher-steps 2] [--views 16] [--network efficientnet_lite2]
 
 Trains (barely: their weights do not change the cost) a tiny diffusion teacher and a network
 teacher (``distill teacher --model NETWORK``, at its default 192x256) once, then runs `distill run`
 with the tiny student at 96x128, batch 8, in this process: ``--kd none``, and for each teacher
-``--kd kl`` with the teacher-output cache (the default; the one-off cache pass is timed apart) and
-``--kd kl --set teacher_cache=false`` (the teacher runs on every batch). Prints seconds per step
-and each one's ratio to ``--kd none``.
+``--kd kl`` from its view bank (the default, ``teacher_cache=views``; the one-off build is timed
+apart, with the bank's size on disk), from the whole-image cache (``teacher_cache=image``, its pass
+timed apart) and live (``teacher_cache=live``: the teacher runs on every batch). Prints seconds per
+step and each one's ratio to ``--kd none``, then what a bank of Cityscapes' size would take.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from distill.network_teacher import network_teacher_config
 from distill.run_config import RunConfig
 from distill.student_training import train_student
 from distill.teacher_training import TeacherTrainingConfig, train_teacher
+from distill.view_bank import BANK_FOLDER
 from prompt_kit.resources import prompts_dir
 
 
@@ -31,10 +33,37 @@ def timed_run(folder: Path, steps: int, **fields) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def one_off(folder: Path, **fields) -> float:
+    """Seconds of a 1-step run that builds the bank or cache ``fields`` name (the steps after it are timed apart)."""
+    start = time.perf_counter()
+    timed_run(folder, 1, **fields)
+    return time.perf_counter() - start
+
+
+def bank_bytes(teacher: Path) -> int:
+    return sum(path.stat().st_size for path in (teacher / BANK_FOLDER).rglob("shard-*.safetensors"))
+
+
+def cityscapes_lines(views: int) -> list[str]:
+    """Disk a float16 bank of Cityscapes' train set would take (2975 images, 19 classes), by label size."""
+    lines = []
+    for height, width in ((64, 128), (128, 256)):
+        per_view = 19 * height * width * 2
+        whole = 2975 * views * per_view
+        # FKD-style top-k (not built here): k float16 values and k uint8 class indices per pixel
+        top3 = 2975 * views * height * width * 3 * (2 + 1)
+        lines.append(
+            f"Cityscapes bank, {views} views, logits at {height}x{width}: {whole / 2**30:.1f} GiB float16 "
+            f"(top-3 per pixel would take {top3 / 2**30:.1f} GiB)"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--teacher-steps", type=int, default=2)
+    parser.add_argument("--views", type=int, default=16, help="views per image in the banks")
     parser.add_argument("--network", default="efficientnet_lite2", help="the network teacher (distill networks)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,32 +80,33 @@ def main() -> None:
             )
         )
         none = timed_run(root / "none", args.steps, kd="none")
-        start = time.perf_counter()
-        timed_run(root / "warm", 1, kd="kl", teacher=str(teacher))  # computes the cache once
-        cache_seconds = time.perf_counter() - start
-        cached = timed_run(root / "cached", args.steps, kd="kl", teacher=str(teacher))
-        live = timed_run(root / "live", args.steps, kd="kl", teacher=str(teacher), teacher_cache=False)
+        rows, one_offs = [("kd none", none)], []
         network = root / "network"
         network_config = network_teacher_config(
             args.network, {"out": str(network), "steps": args.teacher_steps, "val_images": 8, "panels": 0}
         )
         train_student(network_config)
-        start = time.perf_counter()
-        timed_run(root / "network-warm", 1, kd="kl", teacher=str(network))
-        network_cache_seconds = time.perf_counter() - start
-        network_cached = timed_run(root / "network-cached", args.steps, kd="kl", teacher=str(network))
-        network_live = timed_run(root / "network-live", args.steps, kd="kl", teacher=str(network), teacher_cache=False)
-    rows = [
-        ("kd none", none),
-        ("kd kl, cached diffusion teacher", cached),
-        ("kd kl, live diffusion teacher", live),
-        (f"kd kl, cached {args.network}", network_cached),
-        (f"kd kl, live {args.network}", network_live),
-    ]
+        for name, folder in (("diffusion teacher", teacher), (args.network, network)):
+            common = {"kd": "kl", "teacher": str(folder), "teacher_views": args.views}
+            build = one_off(root / f"{folder.name}-build", **common)
+            banked = timed_run(root / f"{folder.name}-views", args.steps, **common)
+            image_pass = one_off(root / f"{folder.name}-image-pass", **common, teacher_cache="image")
+            image = timed_run(root / f"{folder.name}-image", args.steps, **common, teacher_cache="image")
+            live = timed_run(root / f"{folder.name}-live", args.steps, **common, teacher_cache="live")
+            rows += [
+                (f"kd kl, {name}, view bank", banked),
+                (f"kd kl, {name}, whole-image cache", image),
+                (f"kd kl, {name}, live", live),
+            ]
+            one_offs.append(
+                f"{name}: view bank ({args.views} views of 200 train images) built in {build:.1f} s, "
+                f"{bank_bytes(folder) / 2**20:.1f} MiB on disk; whole-image cache pass {image_pass:.1f} s"
+            )
     for name, seconds in rows:
-        print(f"{name:<40} {seconds * 1000:8.1f} ms/step   {seconds / none:.2f}x")
-    print(f"one-off cache pass (200 train images) and a 1-step run: diffusion {cache_seconds:.1f} s, ", end="")
-    print(f"{args.network} {network_cache_seconds:.1f} s")
+        print(f"{name:<48} {seconds * 1000:8.1f} ms/step   {seconds / none:.2f}x")
+    print("one-off, each with a 1-step run:")
+    for line in one_offs + cityscapes_lines(args.views):
+        print("  " + line)
 
 
 if __name__ == "__main__":

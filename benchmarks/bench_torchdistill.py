@@ -247,10 +247,10 @@ def main() -> None:
         }  # fmt: skip
         rows = {
             "torchdistill (DistillationBox), live teacher": run_torchdistill(
-                RunConfig(out=str(root / "torchdistill"), teacher_cache=False, **common)
+                RunConfig(out=str(root / "torchdistill"), teacher_cache="live", teacher_views=0, **common)
             ),
             "distill run, live teacher": run_promptkit(
-                RunConfig(out=str(root / "live"), teacher_cache=False, **common)
+                RunConfig(out=str(root / "live"), teacher_cache="live", teacher_views=0, **common)
             ),
             "distill run, cached teacher (default)": run_promptkit(RunConfig(out=str(root / "cached"), **common)),
         }
