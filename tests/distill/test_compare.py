@@ -70,6 +70,17 @@ def test_compare_writes_one_row_per_style_and_the_baseline(finished):
     assert "[1/8] teacher label seed 0" in result.stderr and "left" in result.stderr
 
 
+def test_the_students_of_a_teacher_share_one_view_bank(finished):
+    out, _ = finished
+    for style in ("label", "orthogonal"):
+        runs = sorted((out / "students" / style).glob("*/teacher0/seed*/metrics.json"))
+        assert len(runs) == 2
+        first, second = (json.loads(path.read_text()) for path in runs)
+        assert first["teacher_cache"] == "views" and first["teacher_forward_images"] > 0
+        assert second["teacher_forward_images"] == 0  # the second seed reads the first one's bank
+        assert second["view_bank"]["folder"] == first["view_bank"]["folder"]
+
+
 def test_table_numbers_are_read_from_the_run_folders(finished):
     out, _ = finished
     rows = {row["style"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
