@@ -157,7 +157,11 @@ def _complete(folder: Path, spec: BankSpec, teacher: Teacher) -> bool:
         return False
     if not isinstance(record, dict) or record.get("key") != spec.key(teacher):
         return False
-    return all((folder / _shard_name(shard)).is_file() for shard in range(shard_count(spec)))
+    damaged = [shard for shard in range(shard_count(spec)) if not _shard_ok(folder / _shard_name(shard), spec, shard)]
+    if damaged:
+        logger.warning("view bank shard %d of %s cannot be used: computing it again", damaged[0], folder)
+        return False
+    return True
 
 
 def _shard_name(shard: int) -> str:

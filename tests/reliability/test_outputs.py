@@ -114,7 +114,7 @@ def test_a_damaged_embedding_cache_entry_is_dropped_and_recomputed(tmp_path, cap
 
 def test_a_damaged_teacher_output_cache_entry_is_computed_again(runner, teacher_copy, tmp_path):
     args = ["run", "--teacher", str(teacher_copy), "--student", "tiny", "--kd", "kl", "--data", DATA, "--steps", "2",
-            "--student-size", "32x48", "--set", "val_images=8"]  # fmt: skip
+            "--student-size", "32x48", "--set", "val_images=8", "--set", "teacher_cache=image"]  # fmt: skip
     first = runner.invoke(distill, [*args, "--out", str(tmp_path / "a")])
     assert first.exit_code == 0, first.output
     (entry,) = (teacher_copy / "output_cache").glob("*.safetensors")
@@ -124,3 +124,19 @@ def test_a_damaged_teacher_output_cache_entry_is_computed_again(runner, teacher_
     assert "cannot be used: computing it again" in second.stderr
     a, b = ((tmp_path / name / "metrics.json").read_text() for name in "ab")
     assert json.loads(a)["miou"] == json.loads(b)["miou"]
+
+
+def test_a_damaged_view_bank_shard_is_computed_again(runner, teacher_copy, tmp_path, caplog):
+    args = ["run", "--teacher", str(teacher_copy), "--student", "tiny", "--kd", "kl", "--data", DATA, "--steps", "2",
+            "--student-size", "32x48", "--set", "val_images=8", "--set", "teacher_views=2"]  # fmt: skip
+    first = runner.invoke(distill, [*args, "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    (shard,) = (teacher_copy / "view_bank").glob("*/shard-*.safetensors")
+    shard.write_bytes(shard.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        second = runner.invoke(distill, [*args, "--out", str(tmp_path / "b")])
+    assert second.exit_code == 0, second.output
+    assert "cannot be used: computing it again" in caplog.text
+    a, b = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in "ab")
+    assert b["teacher_forward_images"] == a["teacher_forward_images"] == 24 * 2
+    assert a["miou"] == b["miou"]
