@@ -35,32 +35,5 @@ for row in $rows; do
   done
 done
 
-python - "$out" $rows <<'EOF'
-import json, statistics, sys
-from pathlib import Path
-
-out, rows = Path(sys.argv[1]), sys.argv[2:]
-def read(row):
-    return {int(p.parent.name[4:]): json.loads(p.read_text()) for p in sorted((out / row).glob("seed*/metrics.json"))}
-base = read("none")
-print("| row | seeds | val mIoU (mean ± std) | per seed | gain over no KD, per seed | s/step | teacher forwards |")
-print("|---|---:|---|---|---|---:|---:|")
-for row in rows:
-    runs = read(row)
-    if not runs:
-        continue
-    seeds = sorted(runs)
-    miou = [runs[s]["miou"] for s in seeds]
-    spread = statistics.stdev(miou) if len(miou) > 1 else 0.0
-    gains = [runs[s]["miou"] - base[s]["miou"] for s in seeds if s in base] if row != "none" else []
-    gain = f"{statistics.mean(gains):+.3f} ({', '.join(f'{g:+.3f}' for g in gains)})" if gains else ""
-    step = statistics.mean(runs[s]["seconds_per_step"] for s in seeds)
-    forwards = ", ".join(str(runs[s].get("teacher_forward_images", 0)) for s in seeds)
-    print(f"| {row} | {len(seeds)} | {statistics.mean(miou):.3f} ± {spread:.3f} | "
-          f"{', '.join(f'{m:.3f}' for m in miou)} | {gain} | {step:.3f} | {forwards} |")
-for row in rows:
-    for s, metrics in read(row).items():
-        bank = metrics.get("view_bank")
-        if bank and bank["built"]:
-            print(f"{row}: bank of {bank['views']} views built in seed {s}'s run: {bank['build_seconds']} s")
-EOF
+# shellcheck disable=SC2086
+python scripts/view_bank_table.py "$out" $rows
