@@ -40,6 +40,7 @@ from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
 from distill.losses import create_loss, kd_pixel_mask
 from distill.network_teacher import network_teacher_config
+from distill.run_bank import run_views
 from distill.run_config import RunConfig
 from distill.student_training import build_network, evaluate_student, load_run_teacher, train_student
 from distill.training_core import make_accelerator, poly_factor
@@ -160,15 +161,7 @@ def run_torchdistill(config: RunConfig) -> dict[str, float]:
     torch.manual_seed(config.seed)  # as `distill run`: the student's initialisation depends on the seed only
     student = NormalizedStudent(build_network(config, train_data.taxonomy.num_classes))
     register_promptkit_parts(train_data.taxonomy.ignore_index)
-    views = PairedViews(
-        train_data,
-        teacher_size=teacher_size,
-        student_size=config.student_size,
-        train=config.augment,
-        seed=config.seed,
-        scale_range=config.scale_range,
-        color_jitter=config.color_jitter,
-    )
+    views = run_views(config, train_data, teacher_size)  # the crops `distill run` draws (teacher_views=0: fresh)
     batches = len(views) // config.batch_size
     train_config = torchdistill_config(config, batches, train_data.taxonomy.ignore_index)
     box = get_distillation_box(
