@@ -65,6 +65,8 @@ def bank_spec(config: RunConfig, train_data, teacher_size: Size, terms: list[KDT
         scale_range=tuple(config.scale_range),
         flip=True,
         outputs=bank_outputs(terms, student_out, config.align),
+        dtype=config.view_bank_dtype,
+        top_k=config.view_bank_top_k,
     )
 
 
@@ -86,6 +88,9 @@ def bank_cost(report: BuildReport, spec: BankSpec) -> dict[str, Any]:
             "built": report.built,
             "build_seconds": report.seconds,
             "views": spec.stored_views,
+            "dtype": spec.dtype,
+            "top_k": spec.top_k,
+            "bytes": sum(path.stat().st_size for path in report.folder.glob("shard-*.safetensors")),
         },
     }
 

@@ -140,6 +140,14 @@ class RunConfig(BaseModel):
         "once per cycle); 0: a fresh crop each epoch, as runs without a teacher train (live or image cache only)",
     )
     view_seed: Seed = Field(default=0, description="the seed of the views' geometry, shared by every run of a bank")
+    view_bank_dtype: Literal["float16", "float32"] = Field(
+        default="float16", description="how a view bank stores the teacher's outputs (float32: twice the disk)"
+    )
+    view_bank_top_k: Annotated[int, Field(ge=0, le=1024)] = Field(
+        default=0,
+        description="a view bank keeps only each pixel's k largest teacher logits (and the mass of the rest, spread "
+        "evenly over the other classes when read; FKD's soft labels): for large label spaces; 0 keeps every class",
+    )
 
     @model_validator(mode="after")
     def _check_augmentation(self) -> RunConfig:

@@ -5,11 +5,13 @@ every crop a run can train on is known before training: view ``v`` of image ``i`
 of ``view_seed`` alone. So the teacher runs once on every (image, view) at its own input size,
 and its logits (and the named feature maps the KD terms compare) are stored at the resolution the
 losses read them (the student's map size under ``align: downsample_teacher``, resized as the
-loss would resize them, when that is smaller; the teacher's own size otherwise), float16, in safetensors shards of the
-teacher folder. Every later run, seed and KD loss of that teacher reads its rows memory-mapped:
+loss would resize them, when that is smaller; the teacher's own size otherwise), float16 (or
+float32, ``view_bank_dtype``), in safetensors shards of the teacher folder; for large label
+spaces ``view_bank_top_k`` keeps each pixel's k largest logits and the mass of the rest (FKD's
+soft labels). Every later run, seed and KD loss of that teacher reads its rows memory-mapped:
 KD at the cost of a plain training step, with the live teacher's crops (FKD, Shen & Xing, ECCV
 2022, does this for classification). The one difference from a live teacher on the same views is
-float16 storage; colour jitter is the student's only (``distill.datasets.paired_views``).
+storage precision; colour jitter is the student's only (``distill.datasets.paired_views``).
 
 Layout: ``<teacher>/view_bank/<key>/shard-00000.safetensors ...`` (``SHARD_IMAGES`` images x V
 views each, row ``(i % SHARD_IMAGES) * V + v``) and ``bank.json``, written last: a bank without
@@ -49,6 +51,9 @@ BANK_VERSION = 1
 SHARD_IMAGES = 32
 LOGITS_KEY = "logits"
 FEATURE_PREFIX = "feature."
+TOP_K_KEYS = ("logits.top_values", "logits.top_classes", "logits.logsumexp")
+DTYPES = {"float16": torch.float16, "float32": torch.float32}
+_LATER_FIELDS = {"dtype": "float16", "top_k": 0}
 
 Size = tuple[int, int]
 
@@ -70,11 +75,25 @@ class BankSpec:
     scale_range: tuple[float, float]
     flip: bool
     outputs: tuple[tuple[str, Size | None], ...]
+    dtype: str = "float16"
+    top_k: int = 0
 
     def key(self, teacher: Teacher) -> str:
+        fields = asdict(self)
+        for name, default in _LATER_FIELDS.items():  # a bank built before a field existed keeps its key
+            if fields[name] == default:
+                del fields[name]
         digest = hashlib.sha256(teacher.identity.encode())
-        digest.update(json.dumps([BANK_VERSION, asdict(self)], sort_keys=True).encode())
+        digest.update(json.dumps([BANK_VERSION, fields], sort_keys=True).encode())
         return digest.hexdigest()[:20]
+
+    @property
+    def tensors(self) -> tuple[str, ...]:
+        """The tensor names of a shard: each output's, the logits as three under ``top_k``."""
+        names = []
+        for key, _ in self.outputs:
+            names.extend(TOP_K_KEYS if key == LOGITS_KEY and self.top_k else (key,))
+        return tuple(names)
 
     @property
     def stored_views(self) -> int:
@@ -180,7 +199,7 @@ def _shard_ok(path: Path, spec: BankSpec, shard: int) -> bool:
     try:
         with safe_open(str(path), "pt") as handle:
             keys = set(handle.keys())
-            if keys != {key for key, _ in spec.outputs}:
+            if keys != set(spec.tensors):
                 return False
             return all(handle.get_slice(key).get_shape()[0] == rows for key in keys)
     except (OSError, SafetensorError, ValueError):
@@ -231,24 +250,31 @@ def _build_shards(teacher, views, spec, folder, shards, accelerator, batch_size)
                 collate_fn=lambda items: torch.cat(items),
                 generator=torch.Generator().manual_seed(0),  # the global RNG stays untouched
             )
-            parts: dict[str, list[torch.Tensor]] = {key: [] for key, _ in spec.outputs}
+            parts: dict[str, list[torch.Tensor]] = {name: [] for name in spec.tensors}
             for crops in loader:
                 with accelerator.autocast():
                     logits, named = teacher(crops.to(accelerator.device), return_features=True)
+                classes = logits.shape[1]
                 for key, size in spec.outputs:
-                    parts[key].append(_stored(key, logits, named, size))
+                    for name, value in _stored(key, logits, named, size, spec).items():
+                        parts[name].append(value)
                 forwards += crops.shape[0]
                 progress.update(crops.shape[0] // spec.stored_views)
             tensors = {key: torch.cat(values).contiguous() for key, values in parts.items()}
-            metadata = {"bank": folder.name, "shard": str(shard), "images": str(len(indices))}
+            metadata = {"bank": folder.name, "shard": str(shard), "images": str(len(indices)), "classes": str(classes)}
             atomic_write_bytes(folder / _shard_name(shard), safetensors_save(tensors, metadata=metadata))
     finally:
         progress.close()
     return forwards
 
 
-def _stored(key: str, logits: torch.Tensor, named: dict[str, torch.Tensor], size: Size | None) -> torch.Tensor:
-    """One output as the bank stores it: resized as the KD losses would resize it, float16 on the CPU."""
+def _stored(
+    key: str, logits: torch.Tensor, named: dict[str, torch.Tensor], size: Size | None, spec: BankSpec
+) -> dict[str, torch.Tensor]:
+    """One output as the bank stores it: resized as the KD losses would resize it, in ``spec.dtype`` on the CPU.
+
+    Under ``spec.top_k`` the logits become each pixel's k largest (values and classes) and its logsumexp.
+    """
     if key == LOGITS_KEY:
         value = logits
     else:
@@ -263,11 +289,37 @@ def _stored(key: str, logits: torch.Tensor, named: dict[str, torch.Tensor], size
         # the same resize as distill.losses.alignment, so the loss's own resize is then a no-op; a map the loss
         # would enlarge is stored at its own size (the loss enlarges it from there, as it would the live map)
         value = F.interpolate(value, size=tuple(size), mode="bilinear", align_corners=False)
-    return value.cpu().half()
+    dtype = DTYPES[spec.dtype]
+    if key != LOGITS_KEY or not spec.top_k:
+        return {key: value.cpu().to(dtype)}
+    classes = value.shape[1]
+    if spec.top_k >= classes:
+        raise PromptKitError(
+            f"view_bank_top_k={spec.top_k} keeps every one of the teacher's {classes} classes: "
+            f"set it below {classes}, or 0 to store the logits whole"
+        )
+    top = value.topk(spec.top_k, dim=1)
+    values, classes_kept, lse = top.values, top.indices, value.logsumexp(dim=1, keepdim=True)
+    index_dtype = torch.uint8 if classes <= 256 else torch.int16
+    stored = (values.cpu().to(dtype), classes_kept.cpu().to(index_dtype), lse.cpu().to(dtype))
+    return dict(zip(TOP_K_KEYS, stored, strict=True))
+
+
+def dense_logits(values: torch.Tensor, classes_kept: torch.Tensor, logsumexp: torch.Tensor, classes: int):
+    """Logits ``[C, h, w]`` back from a top-k bank row: the kept classes' own, the rest sharing what remains.
+
+    The softmax of the result gives each kept class its probability and every other class an even
+    share of the remaining mass (FKD's soft labels); the kept logits and each pixel's logsumexp are exact.
+    """
+    values, lse = values.float(), logsumexp.float()
+    kept_mass = torch.exp(values - lse).sum(0, keepdim=True).clamp(max=1.0)
+    rest = torch.log((1.0 - kept_mass).clamp_min(1e-12) / (classes - values.shape[0])) + lse
+    logits = rest.expand(classes, *values.shape[1:]).clone()
+    return logits.scatter_(0, classes_kept.long(), values)
 
 
 class ViewBank:
-    """Rows of a finished bank, read memory-mapped: ``bank.row(image, view) -> {key: float16 tensor}``.
+    """Rows of a finished bank, read memory-mapped: ``bank.row(image, view) -> {key: tensor}`` (dense logits).
 
     Shards are opened lazily in each process (DataLoader workers open their own).
     """
@@ -300,7 +352,12 @@ class ViewBank:
         shard, within = divmod(int(image), SHARD_IMAGES)
         handle = self._handle(shard)
         row = within * self.spec.stored_views + view
-        return {key: handle.get_slice(key)[row] for key, _ in self.spec.outputs}
+        if not self.spec.top_k:
+            return {key: handle.get_slice(key)[row] for key, _ in self.spec.outputs}
+        stored = {name: handle.get_slice(name)[row] for name in self.spec.tensors}
+        classes = int(handle.metadata()["classes"])
+        stored[LOGITS_KEY] = dense_logits(*(stored.pop(name) for name in TOP_K_KEYS), classes)
+        return stored
 
 
 class BankedTeacherViews(Dataset):
@@ -335,5 +392,6 @@ __all__ = [
     "BuildReport",
     "ViewBank",
     "bank_folder",
+    "dense_logits",
     "ensure_view_bank",
 ]

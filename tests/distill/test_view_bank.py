@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from distill.datasets import PairedViews, create_dataset
 from distill.datasets.paired_views import apply_geometry
 from distill.run_config import RunConfig
 from distill.view_bank import BankedTeacherViews, BankSpec, ViewBank, bank_folder, ensure_view_bank
+from prompt_kit.errors import PromptKitError
 from teacher import TeacherFolder
 from tests.distill.conftest import DATA
 from tests.distill.test_training import run_args
@@ -142,6 +144,56 @@ def test_banked_outputs_equal_the_live_teacher_on_the_same_view_within_float16(t
     assert record["teacher_forward_images"] == 3 * len(data) and record["bytes"] > 0
 
 
+def test_a_float32_bank_equals_the_live_teacher_to_float32_rounding(teacher_dir):
+    teacher = TeacherFolder(teacher_dir).load()
+    data = create_dataset(DATA, "train")
+    spec = spec_for(data, views=2, dtype="float32")
+    views = paired(data, 2, seed=1, teacher_size=SIZE)
+    report = ensure_view_bank(teacher, teacher_dir, views, spec, Accelerator(cpu=True))
+    banked = BankedTeacherViews(views, ViewBank(report.folder, spec))
+    for epoch, index in ((0, 2), (1, 9)):
+        banked.set_epoch(epoch)
+        item = banked[index]
+        with torch.no_grad():
+            live = teacher(item["teacher_image"][None])[0]
+        assert torch.allclose(item["teacher_logits"], live, atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(item["teacher_logits"], live.half().float(), atol=1e-7, rtol=0)
+
+
+def test_a_top_k_bank_keeps_each_pixels_largest_logits_and_the_mass_of_the_rest(teacher_dir):
+    teacher = TeacherFolder(teacher_dir).load()
+    data = create_dataset(DATA, "train")
+    views = paired(data, 2, seed=1, teacher_size=SIZE)
+    dense = ensure_view_bank(teacher, teacher_dir, views, spec_for(data, views=2), Accelerator(cpu=True))
+    spec = spec_for(data, views=2, top_k=2)
+    report = ensure_view_bank(teacher, teacher_dir, views, spec, Accelerator(cpu=True))
+    assert report.folder != dense.folder
+    size = sum(path.stat().st_size for path in report.folder.glob("shard-*"))
+    assert size < sum(path.stat().st_size for path in dense.folder.glob("shard-*"))
+    item = BankedTeacherViews(views, ViewBank(report.folder, spec))[4]
+    with torch.no_grad():
+        live = teacher(item["teacher_image"][None])[0]
+    banked = item["teacher_logits"]
+    assert banked.shape == live.shape and torch.equal(banked.argmax(0), live.argmax(0))
+    top = live.topk(2, dim=0)
+    assert torch.allclose(banked.gather(0, top.indices), top.values, atol=1e-2, rtol=1e-2)
+    p_live, p_banked = live.softmax(0), banked.softmax(0)
+    assert torch.allclose(p_banked.gather(0, top.indices), p_live.gather(0, top.indices), atol=2e-3)
+    rest = torch.ones_like(live, dtype=torch.bool).scatter_(0, top.indices, False)
+    share = (1 - p_live.gather(0, top.indices).sum(0)) / (live.shape[0] - 2)  # the rest share evenly
+    assert torch.allclose(p_banked[rest], share.expand_as(live)[rest], atol=2e-3)
+    assert torch.allclose(p_banked.sum(0), torch.ones(live.shape[1:]), atol=1e-3)
+
+
+def test_top_k_of_every_class_is_a_one_line_error(teacher_dir):
+    teacher = TeacherFolder(teacher_dir).load()
+    data = create_dataset(DATA, "train")
+    classes = len(data.taxonomy.class_names)
+    spec = spec_for(data, views=1, top_k=classes)
+    with pytest.raises(PromptKitError, match=f"keeps every one of the teacher's {classes} classes"):
+        ensure_view_bank(teacher, teacher_dir, paired(data, 1, teacher_size=SIZE), spec, Accelerator(cpu=True))
+
+
 def test_a_finished_bank_is_read_again_without_the_teacher(teacher_dir, monkeypatch):
     teacher = TeacherFolder(teacher_dir).load()
     data = create_dataset(DATA, "train")
@@ -201,9 +253,20 @@ def test_the_key_changes_with_everything_a_bank_holds(trained_teacher):
         {"outputs": (("logits", None), ("feature.decoder", None))},
         {"augment": False},
         {"scale_range": (1.0, 1.0)},
+        {"dtype": "float32"},
+        {"top_k": 3},
     ]
     keys = {spec.key(teacher)} | {replace(spec, **change).key(teacher) for change in changes}
     assert len(keys) == len(changes) + 1
+
+
+def test_a_bank_built_before_dtype_and_top_k_existed_keeps_its_key(trained_teacher):
+    teacher = TeacherFolder(trained_teacher).load()
+    spec = spec_for(create_dataset(DATA, "train"))
+    before = {name: value for name, value in asdict(spec).items() if name not in ("dtype", "top_k")}
+    digest = hashlib.sha256(teacher.identity.encode())
+    digest.update(json.dumps([1, before], sort_keys=True).encode())
+    assert spec.key(teacher) == digest.hexdigest()[:20]
 
 
 def test_without_augmentation_the_bank_holds_one_view_the_whole_image(teacher_dir):
@@ -305,6 +368,8 @@ def test_distill_cache_refuses_what_reads_no_bank_in_one_line(runner, teacher_di
         (["--set", "teacher_cache=bank"], "teacher_cache"),
         (["--set", "teacher_views=0"], "teacher_cache=views needs teacher_views >= 1"),
         (["--set", "teacher_views=2000"], "teacher_views"),
+        (["--set", "view_bank_dtype=float8"], "view_bank_dtype"),
+        (["--set", "view_bank_top_k=-1"], "view_bank_top_k"),
     ],
 )
 def test_a_bad_teacher_cache_setting_is_a_one_line_error(runner, teacher_dir, tmp_path, setting, message):
