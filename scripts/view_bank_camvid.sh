@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The view-bank study of README "A view bank": the CamVid KD student (configs/camvid_kd_student.yaml, `dist`)
 # from the teacher's banked views (V = 16, 4, 1), the live teacher on the same 16 views, the whole-image
-# cache, and no KD, 5 seeds each; then one table of val mIoU, gain over no KD paired by seed, seconds per
+# cache, and no KD, 5 seeds each (and the precision and top-k rows: v16f32, v16top3, v16top1); then one table of val mIoU, gain over no KD paired by seed, seconds per
 # step and teacher forwards. Every run resumes: run it again after a kill (finished runs are skipped).
 # Runs one training at a time (2 cores). About 75 minutes on 2 cores after the teacher (20 minutes).
 #   scripts/view_bank_camvid.sh [OUT (runs/view-bank)] [SEEDS ("0 1 2 3 4")] [ROWS ("none v16 live16 v4 v1 image")]
@@ -21,6 +21,9 @@ for row in $rows; do
     v16) args=(--teacher "$teacher" --kd dist --set teacher_cache=views --set teacher_views=16) ;;
     v4) args=(--teacher "$teacher" --kd dist --set teacher_cache=views --set teacher_views=4) ;;
     v1) args=(--teacher "$teacher" --kd dist --set teacher_cache=views --set teacher_views=1) ;;
+    v16f32) args=(--teacher "$teacher" --kd dist --set teacher_views=16 --set view_bank_dtype=float32) ;;
+    v16top3) args=(--teacher "$teacher" --kd dist --set teacher_views=16 --set view_bank_top_k=3) ;;
+    v16top1) args=(--teacher "$teacher" --kd dist --set teacher_views=16 --set view_bank_top_k=1) ;;
     live16) args=(--teacher "$teacher" --kd dist --set teacher_cache=live --set teacher_views=16) ;;
     live) args=(--teacher "$teacher" --kd dist --set teacher_cache=live --set teacher_views=0) ;;
     image) args=(--teacher "$teacher" --kd dist --set teacher_cache=image --set teacher_views=0) ;;

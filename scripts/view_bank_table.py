@@ -1,12 +1,14 @@
 """The table of scripts/view_bank_camvid.sh: val mIoU per row, gain over no KD paired by seed, cost.
 
-python scripts/view_bank_table.py runs/view-bank none v16 live16 v4 v1 image
+python scripts/view_bank_table.py runs/view-bank none v16 live16 v4 v1 image v16f32 v16top3 v16top1
 """
 
 import json
 import statistics
 import sys
 from pathlib import Path
+
+from distill.seed_statistics import t_interval
 
 out, rows = Path(sys.argv[1]), sys.argv[2:]
 
@@ -39,12 +41,17 @@ for row in rows:
     for s, metrics in read(row).items():
         bank = metrics.get("view_bank")
         if bank and bank["built"]:
-            print(f"{row}: bank of {bank['views']} views built in seed {s}'s run: {bank['build_seconds']} s")
-banked, live = read("v16"), read("live16")
-paired = sorted(set(banked) & set(live))
-if paired:
-    gaps = [banked[s]["miou"] - live[s]["miou"] for s in paired]
-    print(
-        f"v16 - live16, paired by seed ({len(paired)}): {statistics.mean(gaps):+.3f} "
-        f"({', '.join(f'{g:+.3f}' for g in gaps)})"
-    )
+            kept = f"top-k {bank.get('top_k') or 'all'}"
+            size = f", {bank['bytes'] / 1e6:.0f} MB ({bank['dtype']}, {kept})" if "bytes" in bank else ""
+            print(f"{row}: bank of {bank['views']} views built in seed {s}'s run: {bank['build_seconds']} s{size}")
+live = read("live16")
+for row in rows:
+    banked = read(row) if row.startswith("v") else {}
+    paired = sorted(set(banked) & set(live))
+    if paired:
+        gaps = [banked[s]["miou"] - live[s]["miou"] for s in paired]
+        gap = t_interval(gaps, "student seed")
+        print(
+            f"{row} - live16, paired by seed ({gap.replicates}): {gap.mean:+.4f}, 95% interval "
+            f"[{gap.low:+.4f}, {gap.high:+.4f}] ({', '.join(f'{g:+.3f}' for g in gaps)})"
+        )
