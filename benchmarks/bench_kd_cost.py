@@ -45,16 +45,17 @@ def bank_bytes(teacher: Path) -> int:
 
 
 def cityscapes_lines(views: int) -> list[str]:
-    """Disk a float16 bank of Cityscapes' train set would take (2975 images, 19 classes), by label size."""
+    """Disk a bank of Cityscapes' train set would take (2975 images, 19 classes), by label size and storage."""
     lines = []
     for height, width in ((64, 128), (128, 256)):
-        per_view = 19 * height * width * 2
-        whole = 2975 * views * per_view
-        # view_bank_top_k=3: per pixel 3 float16 logits, 3 uint8 classes and one float16 logsumexp
-        top3 = 2975 * views * height * width * (3 * (2 + 1) + 2)
+        pixels = 2975 * views * height * width
+        dense = {size: pixels * 19 * size for size in (4, 2)}  # float32 (the default), float16
+        # view_bank_top_k=3: per pixel 3 logits, 3 uint8 classes and one logsumexp
+        top3 = {size: pixels * (3 * (size + 1) + size) for size in (4, 2)}
         lines.append(
-            f"Cityscapes bank, {views} views, logits at {height}x{width}: {whole / 2**30:.1f} GiB float16 "
-            f"(view_bank_top_k=3: {top3 / 2**30:.1f} GiB)"
+            f"Cityscapes bank, {views} views, logits at {height}x{width}: {dense[4] / 2**30:.1f} GiB float32 "
+            f"({dense[2] / 2**30:.1f} float16); view_bank_top_k=3: {top3[4] / 2**30:.1f} GiB "
+            f"({top3[2] / 2**30:.1f} float16)"
         )
     return lines
 

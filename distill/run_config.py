@@ -140,8 +140,10 @@ class RunConfig(BaseModel):
         "once per cycle); 0: a fresh crop each epoch, as runs without a teacher train (live or image cache only)",
     )
     view_seed: Seed = Field(default=0, description="the seed of the views' geometry, shared by every run of a bank")
-    view_bank_dtype: Literal["float16", "float32"] = Field(
-        default="float16", description="how a view bank stores the teacher's outputs (float32: twice the disk)"
+    view_bank_dtype: Literal["float32", "float16"] = Field(
+        default="float32",
+        description="how a view bank stores the teacher's outputs; float16 halves the disk but cost the CamVid "
+        "student 0.008 of its 0.018 KD gain over 5 seeds, where float32 matched the live teacher (README)",
     )
     view_bank_top_k: Annotated[int, Field(ge=0, le=1024)] = Field(
         default=0,

@@ -5,13 +5,14 @@ every crop a run can train on is known before training: view ``v`` of image ``i`
 of ``view_seed`` alone. So the teacher runs once on every (image, view) at its own input size,
 and its logits (and the named feature maps the KD terms compare) are stored at the resolution the
 losses read them (the student's map size under ``align: downsample_teacher``, resized as the
-loss would resize them, when that is smaller; the teacher's own size otherwise), float16 (or
-float32, ``view_bank_dtype``), in safetensors shards of the teacher folder; for large label
-spaces ``view_bank_top_k`` keeps each pixel's k largest logits and the mass of the rest (FKD's
-soft labels). Every later run, seed and KD loss of that teacher reads its rows memory-mapped:
-KD at the cost of a plain training step, with the live teacher's crops (FKD, Shen & Xing, ECCV
-2022, does this for classification). The one difference from a live teacher on the same views is
-storage precision; colour jitter is the student's only (``distill.datasets.paired_views``).
+loss would resize them, when that is smaller; the teacher's own size otherwise), float32 (or
+float16, ``view_bank_dtype``, half the disk), in safetensors shards of the teacher folder; for
+large label spaces ``view_bank_top_k`` keeps each pixel's k largest logits and the mass of the
+rest (FKD's soft labels). Every later run, seed and KD loss of that teacher reads its rows
+memory-mapped: KD at the cost of a plain training step, with the live teacher's crops (FKD, Shen
+& Xing, ECCV 2022, does this for classification). A float32 bank gives the live teacher's
+numbers (README, "A view bank"); colour jitter is the student's only, live or banked
+(``distill.datasets.paired_views``).
 
 Layout: ``<teacher>/view_bank/<key>/shard-00000.safetensors ...`` (``SHARD_IMAGES`` images x V
 views each, row ``(i % SHARD_IMAGES) * V + v``) and ``bank.json``, written last: a bank without
@@ -53,7 +54,7 @@ LOGITS_KEY = "logits"
 FEATURE_PREFIX = "feature."
 TOP_K_KEYS = ("logits.top_values", "logits.top_classes", "logits.logsumexp")
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
-_LATER_FIELDS = {"dtype": "float16", "top_k": 0}
+_LATER_FIELDS = {"dtype": "float16", "top_k": 0}  # what banks held before the field existed
 
 Size = tuple[int, int]
 
@@ -75,7 +76,7 @@ class BankSpec:
     scale_range: tuple[float, float]
     flip: bool
     outputs: tuple[tuple[str, Size | None], ...]
-    dtype: str = "float16"
+    dtype: str = "float32"
     top_k: int = 0
 
     def key(self, teacher: Teacher) -> str:

@@ -121,7 +121,7 @@ def test_banked_outputs_equal_the_live_teacher_on_the_same_view_within_float16(t
     teacher = TeacherFolder(teacher_dir).load()
     data = create_dataset(DATA, "train")
     outputs = (("logits", None), ("feature.decoder", None), ("feature.up0", (2, 3)), ("feature.up1", (64, 96)))
-    spec = spec_for(data, views=3, outputs=outputs)
+    spec = spec_for(data, views=3, outputs=outputs, dtype="float16")
     views = paired(data, 3, seed=4, teacher_size=SIZE)
     report = ensure_view_bank(teacher, teacher_dir, views, spec, Accelerator(cpu=True))
     assert report.built and report.teacher_forward_images == 3 * len(data)
@@ -144,7 +144,8 @@ def test_banked_outputs_equal_the_live_teacher_on_the_same_view_within_float16(t
     assert record["teacher_forward_images"] == 3 * len(data) and record["bytes"] > 0
 
 
-def test_a_float32_bank_equals_the_live_teacher_to_float32_rounding(teacher_dir):
+def test_a_float32_bank_the_default_equals_the_live_teacher_to_float32_rounding(teacher_dir):
+    assert RunConfig().view_bank_dtype == "float32"
     teacher = TeacherFolder(teacher_dir).load()
     data = create_dataset(DATA, "train")
     spec = spec_for(data, views=2, dtype="float32")
@@ -253,7 +254,7 @@ def test_the_key_changes_with_everything_a_bank_holds(trained_teacher):
         {"outputs": (("logits", None), ("feature.decoder", None))},
         {"augment": False},
         {"scale_range": (1.0, 1.0)},
-        {"dtype": "float32"},
+        {"dtype": "float16"},
         {"top_k": 3},
     ]
     keys = {spec.key(teacher)} | {replace(spec, **change).key(teacher) for change in changes}
@@ -262,7 +263,7 @@ def test_the_key_changes_with_everything_a_bank_holds(trained_teacher):
 
 def test_a_bank_built_before_dtype_and_top_k_existed_keeps_its_key(trained_teacher):
     teacher = TeacherFolder(trained_teacher).load()
-    spec = spec_for(create_dataset(DATA, "train"))
+    spec = spec_for(create_dataset(DATA, "train"), dtype="float16")
     before = {name: value for name, value in asdict(spec).items() if name not in ("dtype", "top_k")}
     digest = hashlib.sha256(teacher.identity.encode())
     digest.update(json.dumps([1, before], sort_keys=True).encode())

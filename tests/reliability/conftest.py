@@ -50,4 +50,5 @@ def finished_student(trained_teacher, tmp_path_factory) -> Path:
 @pytest.fixture()
 def teacher_copy(trained_teacher, tmp_path) -> Path:
     """A copy of the session teacher that a test may damage."""
-    return Path(shutil.copytree(trained_teacher, tmp_path / "teacher", ignore=shutil.ignore_patterns("output_cache", "view_bank")))
+    ignore = shutil.ignore_patterns("output_cache", "view_bank")
+    return Path(shutil.copytree(trained_teacher, tmp_path / "teacher", ignore=ignore))
