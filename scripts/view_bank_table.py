@@ -1,6 +1,6 @@
 """The table of scripts/view_bank_camvid.sh: val mIoU per row, gain over no KD paired by seed, cost.
 
-python scripts/view_bank_table.py runs/view-bank none v16 live16 v4 v1 image v16f32 v16top3 v16top1
+python scripts/view_bank_table.py runs/view-bank none v16 live16 v16f16 v4 v1 v16top3 image
 """
 
 import json
