@@ -63,20 +63,6 @@ def shrink(configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return configs
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's and CLIP's map from bytes to printable characters (the byte-level alphabet)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    chars, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            chars[byte] = chr(byte)
-        else:
-            chars[byte] = chr(256 + extra)
-            extra += 1
-    return chars
-
-
 def clip_merges() -> tuple[list[tuple[str, str]], str]:
     """CLIP's BPE merges (``open_clip_torch``'s file) or generated ones of the same count, and which."""
     try:
@@ -100,6 +86,8 @@ def clip_merges() -> tuple[list[tuple[str, str]], str]:
 
 def write_tokenizer(folder: Path, configs: dict[str, dict[str, Any]]) -> str:
     """vocab.json, merges.txt and the published tokenizer configs; returns where the vocabulary came from."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's and CLIP's byte alphabet
+
     merges, source = clip_merges()
     alphabet = list(bytes_to_unicode().values())
     tokens = alphabet + [char + "</w>" for char in alphabet] + ["".join(pair) for pair in merges]
