@@ -1,7 +1,7 @@
 """What the Stable Diffusion teacher costs at its real size, before a GPU user pays for it.
 
     python benchmarks/bench_sd_teacher.py --arch sd15|sd21 [--size 384x384] [--folder DIR] [--batch-size 1]
-        [--prompts FILE] [--steps 2] [--gpu h100]
+        [--prompts FILE] [--steps 2] [--gpu h100] [--mode single|inversion]
 
 Builds (or reads, ``--folder``) a real-size diffusers folder (``benchmarks/make_sd_folder.py``:
 the published architecture, random weights), embeds a prompt set (``--prompts``, CamVid's label
@@ -13,7 +13,10 @@ without gradients) and per train step (forward, cross-entropy, backward, AdamW);
 RSS, or CUDA's peak allocation); the bytes of one view's features; the FLOPs of one extraction
 and one train step (``torch.utils.flop_counter``), and from them the hours of a DIFF-style run
 (40k iterations at batch 2) at a named GPU's dense bf16 peak, a lower bound (real runs reach a
-fraction of peak). Mode: ``single`` (today's one noisy UNet pass); DIFF's inversion is not built yet.
+fraction of peak). ``--mode single``: one noisy UNet pass (trained text adapter); ``--mode inversion``:
+DIFF's extraction (``model.extraction: inversion``, teacher/inversion.py: 34 UNet passes of DDIM
+inversion, 12 ResNet and 9 transformer maps kept at 9 of them, one bottleneck per stride), which
+also reports the bytes of one view's kept features (what a bank would store to skip the UNet).
 """
 
 from __future__ import annotations
@@ -86,7 +89,10 @@ def measure(args, folder: Path) -> dict:
     embed_seconds = time.perf_counter() - start
     start = time.perf_counter()
     config = TeacherConfig(
-        num_classes=embeddings.num_classes, embedding_dim=embeddings.tokens.shape[-1], pretrained=str(folder)
+        num_classes=embeddings.num_classes,
+        embedding_dim=embeddings.tokens.shape[-1],
+        pretrained=str(folder),
+        extraction="inversion" if args.mode == "inversion" else "single_step",
     )
     teacher = build_teacher(config).to(device)
     if device.type == "cuda":  # the frozen parts in half precision, as a GPU user runs them
@@ -114,6 +120,9 @@ def measure(args, folder: Path) -> dict:
 
     _, named = extract()
     view_bytes = sum(value[0].numel() * 2 for value in named.values())  # float16, one view
+    extractor_bytes = None
+    if teacher.inversion is not None:
+        extractor_bytes = teacher.inversion.bytes_per_view((height // 8, width // 8))
     extract_seconds = timed(extract, device, args.steps) / args.batch_size
     step_seconds = timed(train_step, device, args.steps)
     extract_flops = flops_of(extract) / args.batch_size
@@ -123,7 +132,7 @@ def measure(args, folder: Path) -> dict:
     return {
         "arch": args.arch,
         "size": f"{height}x{width}",
-        "mode": "single",
+        "mode": args.mode,
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "batch_size": args.batch_size,
         "classes": embeddings.num_classes,
@@ -136,6 +145,7 @@ def measure(args, folder: Path) -> dict:
         "train_step_seconds": round(step_seconds, 2),
         "peak_memory_gib": round(peak_memory_gib(device), 2),
         "feature_bytes_per_view": view_bytes,
+        "extractor_bytes_per_view": extractor_bytes,
         "extract_gflops_per_image": round(extract_flops / 1e9, 1),
         "train_step_gflops": round(step_flops / 1e9, 1),
         "diff_run_hours_at_peak": {args.gpu: round(run_flops / peak / 3600, 2)},
@@ -157,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=parse_size, default=(384, 384))
     parser.add_argument("--folder", type=Path, help="an SD folder already written (default: build one in a temp dir)")
     parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--mode", default="single", choices=("single", "inversion"), help="the teacher's extraction")
     parser.add_argument("--prompts", type=Path, help="a prompt set (default: prompts/camvid/label.yaml, 11 classes)")
     parser.add_argument("--steps", type=int, default=2, help="timed repeats (the fastest is kept)")
     parser.add_argument("--gpu", default="h100", choices=sorted(GPU_PEAK_TFLOPS), help="for the predicted hours")

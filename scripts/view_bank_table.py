@@ -1,6 +1,7 @@
 """The table of scripts/view_bank_camvid.sh: val mIoU per row, gain over no KD paired by seed, cost.
 
 python scripts/view_bank_table.py runs/view-bank none v16 live16 v16f16 v4 v1 v16top3 image
+python scripts/view_bank_table.py runs/view-bank-features none cwd-views cwd-image hint-views hint-image
 """
 
 import json
@@ -44,14 +45,23 @@ for row in rows:
             kept = f"top-k {bank.get('top_k') or 'all'}"
             size = f", {bank['bytes'] / 1e6:.0f} MB ({bank['dtype']}, {kept})" if "bytes" in bank else ""
             print(f"{row}: bank of {bank['views']} views built in seed {s}'s run: {bank['build_seconds']} s{size}")
-live = read("live16")
-for row in rows:
-    banked = read(row) if row.startswith("v") else {}
-    paired = sorted(set(banked) & set(live))
+
+
+def paired_gap(row: str, against: str) -> None:
+    """``row - against`` paired by seed, with its t interval, where both have runs of the same seeds."""
+    first, second = read(row), read(against)
+    paired = sorted(set(first) & set(second))
     if paired:
-        gaps = [banked[s]["miou"] - live[s]["miou"] for s in paired]
+        gaps = [first[s]["miou"] - second[s]["miou"] for s in paired]
         gap = t_interval(gaps, "student seed")
         print(
-            f"{row} - live16, paired by seed ({gap.replicates}): {gap.mean:+.4f}, 95% interval "
+            f"{row} - {against}, paired by seed ({gap.replicates}): {gap.mean:+.4f}, 95% interval "
             f"[{gap.low:+.4f}, {gap.high:+.4f}] ({', '.join(f'{g:+.3f}' for g in gaps)})"
         )
+
+
+for row in rows:
+    if row.startswith("v"):  # a banked row of view_bank_camvid.sh against the live teacher on the same views
+        paired_gap(row, "live16")
+    if row.endswith("-views"):  # a feature term of view_bank_features.sh against its whole-image-cache row
+        paired_gap(row, row.removesuffix("-views") + "-image")

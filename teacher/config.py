@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 from prompt_kit.bounds import MAX_CHANNELS, STRICT, Channels, Seed, real
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.errors import PromptKitError
+from teacher.inversion import InversionConfig
 
 ClassProjection = Literal["mlp", "linear", "frozen"]
 TEACHER_FORMAT = 2  # bumped when the same config would build a different tiny teacher
@@ -39,6 +40,11 @@ class TeacherConfig(BaseModel):
     )
     pretrained: str | None = Field(default=None, description="local Stable Diffusion diffusers folder")
     freeze_unet: bool = True
+    gradient_checkpointing: bool | None = Field(
+        default=None,
+        description="recompute the UNet's blocks in the backward pass instead of keeping their activations; None: "
+        "on where a pretrained UNet is back-propagated through (a trained text adapter or an unfrozen UNet)",
+    )
     latent: Literal["auto", "pixels", "vae", "efficientnet_lite0", "efficientnet_lite2"] = Field(
         default="auto",
         description="what the UNet denoises: pixels (unshuffled RGB), vae (Stable Diffusion's, with pretrained), or a "
@@ -68,8 +74,20 @@ class TeacherConfig(BaseModel):
         default=50, ge=0, le=10_000, description="noise level of the single UNet pass (VPD-style: small)"
     )
     noise_seed: Seed = 0
+    extraction: Literal["single_step", "inversion"] = Field(
+        default="single_step",
+        description="single_step: one UNet pass on the latent noised to `timestep` (VPD); inversion: DIFF's DDIM "
+        "inversion with features of named up-block layers at several passes (teacher/inversion.py)",
+    )
+    inversion: InversionConfig = Field(
+        default_factory=InversionConfig, description="extraction inversion: its timesteps, kept passes and layers"
+    )
     conditioning: Literal["tokens", "pooled"] = "tokens"
-    text_adapter: bool = True
+    text_adapter: bool | None = Field(
+        default=None,
+        description="a trained residual adapter on the class embeddings; None: on for the single step, off for "
+        "inversion (its gradient would run back through every UNet pass)",
+    )
     head_channels: Channels = 64
     class_dim: Channels = Field(default=64, description="mlp/linear: the space the cosines are taken in")
     class_projection: ClassProjection = Field(
@@ -91,6 +109,7 @@ class TeacherConfig(BaseModel):
                 raise ValueError(f"unknown network {self.network!r}: choose one of {', '.join(list_networks())}")
             given = {"pretrained": self.pretrained is not None, "latent": self.latent != "auto"}
             given["finetune_latent"] = self.finetune_latent
+            given["extraction"] = self.extraction != "single_step"
             diffusion_only = [name for name, is_set in given.items() if is_set]
             if diffusion_only:
                 raise ValueError(
@@ -105,7 +124,31 @@ class TeacherConfig(BaseModel):
             raise ValueError("finetune_latent needs a backbone latent: set latent to efficientnet_lite0 or _lite2")
         if self.pretrained is not None and self.latent not in ("auto", "vae"):
             raise ValueError(f"latent {self.latent} trains its own UNet: drop pretrained (a Stable Diffusion folder)")
+        if self.extraction == "inversion":
+            if self.text_adapter:
+                raise ValueError(
+                    "text_adapter trains through every UNet pass of the inversion, which runs without gradients: "
+                    "drop text_adapter (or set it false)"
+                )
+            if self.pretrained is None or not self.freeze_unet:
+                raise ValueError(
+                    "extraction inversion reads a frozen, pretrained UNet: set pretrained (a Stable Diffusion "
+                    "folder) with freeze_unet true, or use extraction single_step"
+                )
         return self
+
+    @property
+    def uses_gradient_checkpointing(self) -> bool:
+        """``gradient_checkpointing`` with None decided: on where the gradient runs through a pretrained UNet."""
+        if self.gradient_checkpointing is not None:
+            return self.gradient_checkpointing
+        through_unet = self.uses_text_adapter or not self.freeze_unet
+        return self.pretrained is not None and self.extraction == "single_step" and through_unet
+
+    @property
+    def uses_text_adapter(self) -> bool:
+        """``text_adapter`` with None decided: on for the single step, off for inversion."""
+        return self.extraction == "single_step" if self.text_adapter is None else self.text_adapter
 
     def check_embeddings(self, embeddings: ClassEmbeddings) -> None:
         """Class embeddings this teacher can take: one per class, of its embedding dimension."""

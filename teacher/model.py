@@ -20,6 +20,7 @@ from teacher.attention_maps import ClassAttentionRecorder, install_recorder
 from teacher.config import TeacherConfig
 from teacher.feature_latent import FEATURE_LATENTS, BackboneFeatureLatent
 from teacher.head import EmbeddingClassifier, FeaturePyramidHead
+from teacher.inversion import InversionExtractor
 
 
 def tiny_unet(config: TeacherConfig, latent_channels: int) -> UNet2DConditionModel:
@@ -90,13 +91,23 @@ class DiffusionSegTeacher(nn.Module):
                 f"embeddings have {config.embedding_dim} dimensions: embed the prompts with the teacher's "
                 "own text encoder (clip:PATH of the same folder)"
             )
-        self.text_adapter = TextAdapter(config.embedding_dim) if config.text_adapter else None
+        self.text_adapter = TextAdapter(config.embedding_dim) if config.uses_text_adapter else None
+        if config.uses_gradient_checkpointing:  # SD's UNet at 384x384 would keep tens of GiB of activations
+            self.unet.enable_gradient_checkpointing()
         self.recorder = ClassAttentionRecorder()
         self.cross_attention_layers = install_recorder(self.unet, self.recorder)
         self._features: list[torch.Tensor] = []
-        for block in self.unet.up_blocks:
-            block.register_forward_hook(self._keep_output)
-        up_channels = list(reversed(self.unet.config.block_out_channels))
+        self.inversion = None
+        if config.extraction == "inversion":
+            factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else config.latent_factor
+            self.inversion = InversionExtractor(
+                self.unet, self.scheduler, config.inversion, factor, noise_seed=config.noise_seed
+            )
+            up_channels = self.inversion.out_channels
+        else:
+            for block in self.unet.up_blocks:
+                block.register_forward_hook(self._keep_output)
+            up_channels = list(reversed(self.unet.config.block_out_channels))
         self.head = FeaturePyramidHead(up_channels, config.head_channels)
         self.classifier = EmbeddingClassifier(
             config.head_channels, config.embedding_dim, config.class_dim, config.class_projection, config.logit_scale
@@ -155,10 +166,15 @@ class DiffusionSegTeacher(nn.Module):
 
     # -- forward ------------------------------------------------------------------------------
     def unet_pass(self, images: torch.Tensor, embeddings: ClassEmbeddings):
-        """One noisy UNet pass; returns (up-block features, per-layer class attention maps)."""
+        """One noisy UNet pass (or the inversion); returns (up-block features, per-layer class attention maps)."""
         sample = self.encode_images(images)
         dtype = next(self.unet.parameters()).dtype
         sample = sample.to(dtype)
+        if self.inversion is not None:
+            states, mask, token_to_class = self.conditioning(embeddings, sample.shape[0], sample.device, dtype)
+            key_bias = None if mask is None else ((1.0 - mask) * -10000.0).unsqueeze(1)
+            self.recorder.start(token_to_class, tuple(sample.shape[-2:]), key_bias)
+            return self.inversion(sample, states, mask, self.recorder)
         timestep = torch.full((sample.shape[0],), self.config.timestep, device=sample.device, dtype=torch.long)
         if self.config.timestep > 0:
             sample = self.scheduler.add_noise(sample, self.fixed_noise(sample), timestep)
@@ -194,7 +210,8 @@ class DiffusionSegTeacher(nn.Module):
         logits = self.classifier(pixels, class_vectors, attention)
         if not return_features:
             return logits
-        named = {f"up{i}": feature for i, feature in enumerate(features)}
+        levels = self.inversion.levels if self.inversion is not None else range(len(features))
+        named = {f"up{i}": feature for i, feature in zip(levels, features, strict=True)}
         named["decoder"] = pixels
         if attention is not None:
             named["attention"] = attention
