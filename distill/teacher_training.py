@@ -313,11 +313,25 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
     ignore_index = train_data.taxonomy.ignore_index
     weights = class_weights(train_data, config.class_weighting, accelerator.device)
 
-    def segmentation_step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = teacher(batch["teacher_image"], device_embeddings)
-        labels = batch["teacher_label"]
+    inversion = teacher_config.inversion if teacher_config.extraction == "inversion" else None
+    path_control = inversion is not None and inversion.path_control
+
+    def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        return F.cross_entropy(logits, labels, weight=weights, ignore_index=ignore_index), {}
+        return F.cross_entropy(logits, labels, weight=weights, ignore_index=ignore_index)
+
+    def segmentation_step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        labels = batch["teacher_label"]
+        logits = teacher(batch["teacher_image"], device_embeddings)
+        loss = cross_entropy(logits, labels)
+        if not path_control:
+            return loss, {}
+        # DIFF's two branches: the same head on the plain and on the path-controlled features, each with its
+        # cross-entropy, and the MSE between their stride-4 logits (neither side detached)
+        steered = teacher(batch["teacher_image"], device_embeddings, labels=labels)
+        consistency = F.mse_loss(steered.float(), logits.float())
+        loss = loss + cross_entropy(steered, labels) + inversion.consistency_weight * consistency
+        return loss, {"consistency": float(consistency.detach())}
 
     def evaluate() -> dict[str, Any]:
         return evaluate_teacher(model, device_embeddings, val_data, config.image_size, accelerator, config.val_images)

@@ -5,15 +5,16 @@
 # and each banked row's gap to its whole-image row, paired by seed. Every run resumes: run it again after a kill.
 # One training at a time (2 cores): the teacher (20-37 minutes) once, each bank's build once (6-8 minutes for 16
 # views), then about 3-4 minutes a run.
-#   scripts/view_bank_features.sh [OUT (runs/view-bank-features)] [SEEDS ("0 1 2")] [ROWS]
+#   [TEACHER_ARGS="--steps 1000"] scripts/view_bank_features.sh [OUT (runs/view-bank-features)] [SEEDS ("0 1 2")] [ROWS]
 set -euo pipefail
 out=${1:-runs/view-bank-features}
 seeds=${2:-0 1 2}
 rows=${3:-none cwd-views cwd-image hint-views hint-image}
 teacher=$out/teacher
 
+# shellcheck disable=SC2086
 [ -f "$teacher/metrics.json" ] || distill teacher --model efficientnet_lite2 --data camvid:../shared/data/camvid \
-  --out "$teacher"
+  --out "$teacher" ${TEACHER_ARGS:-}
 
 for row in $rows; do
   case $row in

@@ -24,6 +24,7 @@ What differs from DIFF's code, on purpose, each a setting or a sentence here:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -64,6 +65,15 @@ class InversionConfig(BaseModel):
     )
     eta: real(0, 10) = Field(default=1.0, description="DDIM eta (fresh noise) inside eta_window, 0 outside")
     eta_window: tuple[int, int] = Field(default=(10, 250), description="eta applies where low < t < high")
+    path_control: bool = Field(
+        default=False,
+        description="train with DIFF's path-controlled branch too: inside each labelled region the walk is steered "
+        "by that class's prompt; the loss adds its cross-entropy and the consistency term (training only)",
+    )
+    guidance_scale: real(0, 100) = Field(default=5.0, description="path control: eps_base + g (eps_class - eps_base)")
+    consistency_weight: real(0, 1e4) = Field(
+        default=1.0, description="path control: weight of the MSE between the two branches' logits (DIFF: 1)"
+    )
     prediction: Literal["scheduler", "epsilon"] = Field(
         default="scheduler",
         description="scheduler: convert a v-prediction UNet's output to epsilon; epsilon: read it as epsilon "
@@ -135,6 +145,33 @@ def ddim_move(
     if eta and noise is not None:
         moved = moved + c1 * noise
     return moved
+
+
+@dataclass(frozen=True)
+class PathControl:
+    """What steers a path-controlled inversion: each present class's prompt and where it is in each image.
+
+    ``states`` ``[K, L, D]`` (the K present classes' token sequences, or pooled vectors as L = 1),
+    ``mask`` ``[K, L]`` or None, ``regions`` ``[B, K, h, w]`` (1 inside the class, at latent size).
+    """
+
+    states: torch.Tensor
+    mask: torch.Tensor | None
+    regions: torch.Tensor
+
+    @staticmethod
+    def from_labels(
+        labels: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor | None, latent_size
+    ) -> PathControl | None:
+        """The control of labels ``[B, H, W]``: the classes present in them (an ignored label is out of range)."""
+        present = [int(c) for c in torch.unique(labels) if 0 <= int(c) < tokens.shape[0]]
+        if not present:
+            return None
+        index = torch.tensor(present, device=labels.device)
+        regions = torch.stack([(labels == c).float() for c in present], dim=1)
+        regions = F.interpolate(regions, size=tuple(latent_size), mode="nearest")
+        mask = None if token_mask is None else token_mask[index]
+        return PathControl(tokens[index], mask, regions)
 
 
 def _gn(channels: int) -> nn.GroupNorm:
@@ -254,11 +291,14 @@ class InversionExtractor(nn.Module):
         return total * element_bytes
 
     def kept_features(
-        self, latents: torch.Tensor, states, mask, recorder
+        self, latents: torch.Tensor, states, mask, recorder, control: PathControl | None = None
     ) -> tuple[dict[int, dict[tuple[str, Layer], torch.Tensor]], list[torch.Tensor]]:
         """The inversion of ``latents``: {kept pass: {(kind, layer): map}} and the kept passes' class attention maps.
 
-        Resnet maps are ``[B, C, h, w]``, transformer maps the block's tokens ``[B, h*w, C]``.
+        Resnet maps are ``[B, C, h, w]``, transformer maps the block's tokens ``[B, h*w, C]``. With
+        ``control`` (DIFF's path-controlled branch) every pass also runs the UNet on each present
+        class's prompt alone; each class's guided DDIM move counts inside its region, the plain move
+        everywhere; resnet maps stay the plain copy's, transformer maps are summed over all copies.
         """
         unet = self.unet[0]
         config = self.config
@@ -268,6 +308,7 @@ class InversionExtractor(nn.Module):
         alphas = self.alphas.to(latents.device)
         low, high = config.eta_window
         passes = config.passes
+        batch = latents.shape[0]
         sample = latents
         kept: dict[int, dict[tuple[str, Layer], torch.Tensor]] = {}
         maps: list[torch.Tensor] = []
@@ -278,31 +319,75 @@ class InversionExtractor(nn.Module):
                     hook.armed, hook.kept = keep, []
                 recorder.enabled = keep and recorder.token_to_class is not None
                 recorder.maps = []
-                timestep = torch.full((sample.shape[0],), t, device=sample.device, dtype=torch.long)
+                timestep = torch.full((batch,), t, device=sample.device, dtype=torch.long)
                 with torch.no_grad():
                     output = unet(sample, timestep, encoder_hidden_states=states, encoder_attention_mask=mask).sample
+                    recorder.enabled = False  # the class copies' tokens are not the recorder's
+                    guided = None if control is None else self._class_outputs(unet, sample, t, control)
                 if keep:
-                    kept[step] = {(kind, layer): hook.kept[0] for kind, layer, hook in hooks}
+                    kept[step] = {(kind, layer): self._merged(kind, hook.kept, control) for kind, layer, hook in hooks}
                     maps.extend(recorder.maps)
                 if step == len(passes) - 1:
                     break
                 alpha, alpha_next = alphas[t], alphas[t_next]
-                epsilon = epsilon_from_output(output.float(), sample.float(), alpha, self.prediction_type)
                 eta = config.eta if low < t < high else 0.0
                 noise = None
                 if eta:
                     noise = torch.randn((1, *sample.shape[1:]), generator=generator).to(sample.device)
                     noise = noise.expand_as(sample)
-                sample = ddim_move(sample.float(), epsilon, alpha, alpha_next, eta, noise).to(latents.dtype)
+                epsilon = epsilon_from_output(output.float(), sample.float(), alpha, self.prediction_type)
+                moved = ddim_move(sample.float(), epsilon, alpha, alpha_next, eta, noise)
+                if guided is not None:
+                    moved = self._steered(
+                        moved, sample.float(), epsilon, guided, (alpha, alpha_next), eta, noise, control
+                    )
+                sample = moved.to(latents.dtype)
         finally:
             for _, _, hook in hooks:
                 hook.armed, hook.kept = False, []
             recorder.enabled, recorder.maps = True, []
         return kept, maps
 
-    def forward(self, latents: torch.Tensor, states, mask, recorder) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _class_outputs(self, unet: nn.Module, sample: torch.Tensor, t: int, control: PathControl) -> torch.Tensor:
+        """The UNet's output for every (present class, image): ``[K, B, ...]``, each on its class's prompt alone."""
+        classes, batch = control.states.shape[0], sample.shape[0]
+        states = (
+            control.states.unsqueeze(1).expand(-1, batch, -1, -1).reshape(classes * batch, *control.states.shape[1:])
+        )
+        mask = None
+        if control.mask is not None:
+            mask = control.mask.unsqueeze(1).expand(-1, batch, -1).reshape(classes * batch, -1)
+        repeated = sample.repeat(classes, 1, 1, 1)
+        timestep = torch.full((classes * batch,), t, device=sample.device, dtype=torch.long)
+        output = unet(repeated, timestep, encoder_hidden_states=states, encoder_attention_mask=mask).sample
+        return output.view(classes, batch, *sample.shape[1:])
+
+    def _steered(self, moved, sample, epsilon, guided, alphas, eta, noise, control: PathControl):
+        """DIFF's mask-averaged move: the plain move everywhere, each class's guided move inside its region."""
+        alpha, alpha_next = alphas
+        total, weight = moved, torch.ones_like(control.regions[:, :1])
+        for k in range(guided.shape[0]):
+            class_epsilon = epsilon_from_output(guided[k].float(), sample, alpha, self.prediction_type)
+            steered = epsilon + self.config.guidance_scale * (class_epsilon - epsilon)
+            region = control.regions[:, k : k + 1]
+            total = total + region * ddim_move(sample, steered, alpha, alpha_next, eta, noise)
+            weight = weight + region
+        return total / weight
+
+    @staticmethod
+    def _merged(kind: str, outputs: list[torch.Tensor], control: PathControl | None) -> torch.Tensor:
+        """The kept map of one pass: the plain copy's; a transformer block's summed over the class copies too."""
+        plain = outputs[0]
+        if control is None or kind == "resnet" or len(outputs) < 2:
+            return plain
+        copies = outputs[1].view(-1, *plain.shape)
+        return plain + copies.sum(0)
+
+    def forward(
+        self, latents: torch.Tensor, states, mask, recorder, control: PathControl | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Aggregated features (one per kept level, deepest first) and the kept passes' class attention maps."""
-        kept, maps = self.kept_features(latents, states, mask, recorder)
+        kept, maps = self.kept_features(latents, states, mask, recorder, control)
         levels = len(self.unet[0].up_blocks)
         height, width = latents.shape[-2:]
         aggregated = []
@@ -327,6 +412,7 @@ __all__ = [
     "Bottleneck",
     "InversionConfig",
     "InversionExtractor",
+    "PathControl",
     "ddim_move",
     "epsilon_from_output",
 ]

@@ -20,7 +20,7 @@ from teacher.attention_maps import ClassAttentionRecorder, install_recorder
 from teacher.config import TeacherConfig
 from teacher.feature_latent import FEATURE_LATENTS, BackboneFeatureLatent
 from teacher.head import EmbeddingClassifier, FeaturePyramidHead
-from teacher.inversion import InversionExtractor
+from teacher.inversion import InversionExtractor, PathControl
 
 
 def tiny_unet(config: TeacherConfig, latent_channels: int) -> UNet2DConditionModel:
@@ -165,7 +165,15 @@ class DiffusionSegTeacher(nn.Module):
         self.config.check_embeddings(embeddings)
 
     # -- forward ------------------------------------------------------------------------------
-    def unet_pass(self, images: torch.Tensor, embeddings: ClassEmbeddings):
+    def path_control(self, labels: torch.Tensor, embeddings: ClassEmbeddings, latent_size, dtype) -> PathControl | None:
+        """DIFF's path control for ``labels``: each present class's own prompt (tokens, or its pooled vector)."""
+        if self.config.conditioning == "pooled":
+            tokens, mask = embeddings.pooled.unsqueeze(1), None
+        else:
+            tokens, mask = embeddings.tokens, embeddings.attention_mask.to(dtype)
+        return PathControl.from_labels(labels.to(tokens.device), tokens.to(dtype), mask, latent_size)
+
+    def unet_pass(self, images: torch.Tensor, embeddings: ClassEmbeddings, labels: torch.Tensor | None = None):
         """One noisy UNet pass (or the inversion); returns (up-block features, per-layer class attention maps)."""
         sample = self.encode_images(images)
         dtype = next(self.unet.parameters()).dtype
@@ -174,7 +182,10 @@ class DiffusionSegTeacher(nn.Module):
             states, mask, token_to_class = self.conditioning(embeddings, sample.shape[0], sample.device, dtype)
             key_bias = None if mask is None else ((1.0 - mask) * -10000.0).unsqueeze(1)
             self.recorder.start(token_to_class, tuple(sample.shape[-2:]), key_bias)
-            return self.inversion(sample, states, mask, self.recorder)
+            control = None if labels is None else self.path_control(labels, embeddings, sample.shape[-2:], dtype)
+            return self.inversion(sample, states, mask, self.recorder, control)
+        if labels is not None:
+            raise PromptKitError("labels steer only an inversion teacher with path_control: drop them")
         timestep = torch.full((sample.shape[0],), self.config.timestep, device=sample.device, dtype=torch.long)
         if self.config.timestep > 0:
             sample = self.scheduler.add_noise(sample, self.fixed_noise(sample), timestep)
@@ -188,9 +199,16 @@ class DiffusionSegTeacher(nn.Module):
         return features, maps
 
     def forward(
-        self, images: torch.Tensor, class_embeddings: ClassEmbeddings, return_features: bool = False
+        self,
+        images: torch.Tensor,
+        class_embeddings: ClassEmbeddings,
+        return_features: bool = False,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Logits ``[B, C, H/4, W/4]`` for images ``[B, 3, H, W]`` in [0, 1]."""
+        """Logits ``[B, C, H/4, W/4]`` for images ``[B, 3, H, W]`` in [0, 1].
+
+        ``labels`` ``[B, H, W]`` (training only, ``inversion.path_control``): the path-controlled branch.
+        """
         self.check_embeddings(class_embeddings)
         height, width = images.shape[-2:]
         multiple = self.input_multiple
@@ -200,7 +218,7 @@ class DiffusionSegTeacher(nn.Module):
                 f"{height // multiple * multiple}x{width // multiple * multiple}"
             )
         size = (max(1, height // 4), max(1, width // 4))
-        features, maps = self.unet_pass(images, class_embeddings)
+        features, maps = self.unet_pass(images, class_embeddings, labels)
         pixels = self.head(features, size)
         attention = None
         if self.config.use_attention_maps and maps:

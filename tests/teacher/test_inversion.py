@@ -264,3 +264,55 @@ def test_distill_teacher_trains_an_inversion_teacher_from_the_command_line(sd_fo
     saved = json.loads((tmp_path / "t" / "teacher_config.json").read_text())
     assert saved["extraction"] == "inversion" and saved["inversion"]["save_steps"] == [2, 0]
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["miou"] >= 0
+
+
+def _controlled_walk(teacher, images, embeddings, labels):
+    latents = teacher.encode_images(images)
+    states, mask, token_to_class = teacher.conditioning(embeddings, images.shape[0], latents.device, latents.dtype)
+    teacher.recorder.start(token_to_class, tuple(latents.shape[-2:]), None)
+    control = None
+    if labels is not None:
+        control = teacher.path_control(labels, embeddings, latents.shape[-2:], latents.dtype)
+    return teacher.inversion.kept_features(latents, states, mask, teacher.recorder, control)[0]
+
+
+def test_path_control_steers_the_walk_only_inside_labelled_regions(sd_folder):
+    _, folder = sd_folder
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    ignored = torch.full((2, 64, 64), 255)
+    car = torch.zeros(2, 64, 64, dtype=torch.long)  # class 0 everywhere
+    results = {}
+    for name, scale, labels in [("plain", 5.0, None), ("ignored", 5.0, ignored), ("unguided", 0.0, car),
+                                ("steered", 5.0, car)]:  # fmt: skip
+        teacher = _teacher(folder, guidance_scale=scale, path_control=True, save_steps=[3, 0]).eval()
+        embeddings = _embeddings(3, teacher.config.embedding_dim)
+        results[name] = _controlled_walk(teacher, images, embeddings, labels)
+    first, last = 0, 3
+    resnet = next(key for key in results["plain"][last] if key[0] == "resnet")
+    block = next(key for key in results["plain"][last] if key[0] == "transformer")
+    # no labelled pixel: no class copy runs, the walk is the plain one
+    for key in results["plain"][last]:
+        torch.testing.assert_close(results["ignored"][last][key], results["plain"][last][key])
+    # guidance 0: every class move is the plain move, so the walk (and the resnet maps) stay the plain ones ...
+    torch.testing.assert_close(results["unguided"][last][resnet], results["plain"][last][resnet])
+    # ... while the transformer maps add the class copy (DIFF sums the copies)
+    assert not torch.allclose(results["unguided"][last][block], results["plain"][last][block])
+    # guided: the first pass starts from the same latent, later passes from a steered one
+    torch.testing.assert_close(results["steered"][first][resnet], results["plain"][first][resnet])
+    assert not torch.allclose(results["steered"][last][resnet], results["plain"][last][resnet], atol=1e-5)
+
+
+def test_path_control_trains_both_branches_from_the_command_line(sd_folder, runner, tmp_path):
+    from cli.distill_cli import distill
+    from prompt_kit.resources import prompts_dir
+    from tests.distill.conftest import DATA
+
+    _, folder = sd_folder
+    args = ["teacher", "--prompts", str(prompts_dir() / "camvid" / "label.yaml"), "--pretrained", str(folder),
+            "--data", DATA, "--size", "64x64", "--steps", "2", "--pretrain-denoiser", "0", "--out", str(tmp_path / "t"),
+            "--set", "val_images=2", "--set", "panels=0", "--set", "batch_size=2", "--set", "model.head_channels=16",
+            "--set", "model.extraction=inversion", "--set", "model.inversion.timesteps=[5, 1]",
+            "--set", "model.inversion.save_steps=[1]", "--set", "model.inversion.path_control=true"]  # fmt: skip
+    trained = runner.invoke(distill, args)
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((tmp_path / "t" / "teacher_config.json").read_text())["inversion"]["path_control"] is True
