@@ -8,6 +8,8 @@
 #   scripts/view_bank_camvid.sh [OUT (runs/view-bank)] [SEEDS ("0 1 2 3 4")]
 #       [ROWS ("none v16 live16 v16f16 v4 v1 v16top3 image")]
 set -euo pipefail
+# shellcheck source=scripts/resumable_seeds.sh
+. "$(dirname "$0")/resumable_seeds.sh"
 out=${1:-runs/view-bank}
 seeds=${2:-0 1 2 3 4}
 rows=${3:-none v16 live16 v16f16 v4 v1 v16top3 image}
@@ -32,13 +34,7 @@ for row in $rows; do
     image) args=(--teacher "$teacher" --kd dist --set teacher_cache=image --set teacher_views=0) ;;
     *) echo "unknown row $row" >&2; exit 2 ;;
   esac
-  for s in $seeds; do
-    run=$out/$row/seed$s
-    [ -f "$run/metrics.json" ] && continue
-    extra=()
-    [ -d "$run" ] && extra=(--resume)
-    distill run --config $config "${args[@]}" --seed "$s" --out "$run" "${extra[@]}"
-  done
+  run_seeds "$out/$row" "$seeds" --config $config "${args[@]}"
 done
 
 # shellcheck disable=SC2086

@@ -7,6 +7,8 @@
 # views), then about 3-4 minutes a run.
 #   [TEACHER_ARGS="--steps 1000"] scripts/view_bank_features.sh [OUT (runs/view-bank-features)] [SEEDS ("0 1 2")] [ROWS]
 set -euo pipefail
+# shellcheck source=scripts/resumable_seeds.sh
+. "$(dirname "$0")/resumable_seeds.sh"
 out=${1:-runs/view-bank-features}
 seeds=${2:-0 1 2}
 rows=${3:-none cwd-views cwd-image hint-views hint-image}
@@ -27,13 +29,7 @@ for row in $rows; do
     *-views) args+=(--set teacher_cache=views --set teacher_views=16) ;;
     *-image) args+=(--set teacher_cache=image --set teacher_views=0) ;;
   esac
-  for s in $seeds; do
-    run=$out/$row/seed$s
-    [ -f "$run/metrics.json" ] && continue
-    extra=()
-    [ -d "$run" ] && extra=(--resume)
-    distill run "${args[@]}" --seed "$s" --out "$run" "${extra[@]}"
-  done
+  run_seeds "$out/$row" "$seeds" "${args[@]}"
 done
 
 # shellcheck disable=SC2086

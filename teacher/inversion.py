@@ -201,8 +201,7 @@ class Bottleneck(nn.Module):
 class _Keep:
     """A forward hook that keeps its module's output while ``armed``."""
 
-    def __init__(self, tokens: bool) -> None:
-        self.tokens = tokens
+    def __init__(self) -> None:
         self.armed = False
         self.kept: list[torch.Tensor] = []
 
@@ -236,14 +235,13 @@ class InversionExtractor(nn.Module):
         blocks = config.transformer_blocks or [
             (i, j) for i in range(levels) for j in range(len(getattr(unet.up_blocks[i], "attentions", None) or []))
         ]
-        self.hooks: dict[Layer, tuple[_Keep, _Keep | None]] = {}
         self.layers: dict[int, list[tuple[str, Layer, _Keep]]] = {i: [] for i in self.levels}
         for kind, layers in (("resnet", resnets), ("transformer", blocks)):
             for i, j in layers:
                 module = self._layer(unet, kind, i, j)
                 if i not in self.layers:
                     continue
-                keep = _Keep(tokens=kind == "transformer")
+                keep = _Keep()
                 module.register_forward_hook(keep)
                 self.layers[i].append((kind, (i, j), keep))
         self.in_channels = {i: self._channels(unet, i) * len(config.save_steps) for i in self.levels}
@@ -281,13 +279,14 @@ class InversionExtractor(nn.Module):
                 total += block.attentions[j].transformer_blocks[0].norm1.normalized_shape[0]
         return total
 
+    def level_size(self, level: int, latent_size: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of up block ``level``'s maps for a latent of ``latent_size``."""
+        scale = 2 ** (len(self.unet[0].up_blocks) - 1 - level)
+        return max(1, latent_size[0] // scale), max(1, latent_size[1] // scale)
+
     def bytes_per_view(self, latent_size: tuple[int, int], element_bytes: int = 2) -> int:
         """What one view's kept features take (float16 by default): what a bank of them would store per view."""
-        levels = len(self.unet[0].up_blocks)
-        total = 0
-        for i in self.levels:
-            scale = 2 ** (levels - 1 - i)
-            total += self.in_channels[i] * max(1, latent_size[0] // scale) * max(1, latent_size[1] // scale)
+        total = sum(self.in_channels[i] * math.prod(self.level_size(i, latent_size)) for i in self.levels)
         return total * element_bytes
 
     def kept_features(
@@ -388,12 +387,9 @@ class InversionExtractor(nn.Module):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Aggregated features (one per kept level, deepest first) and the kept passes' class attention maps."""
         kept, maps = self.kept_features(latents, states, mask, recorder, control)
-        levels = len(self.unet[0].up_blocks)
-        height, width = latents.shape[-2:]
         aggregated = []
         for level, bottleneck in zip(self.levels, self.aggregate, strict=True):
-            scale = 2 ** (levels - 1 - level)
-            size = (max(1, height // scale), max(1, width // scale))
+            size = self.level_size(level, tuple(latents.shape[-2:]))
             parts = []
             for kind, layer, _ in self.layers[level]:
                 for step in self.config.save_steps:  # DIFF's channel layout: layer-major, steps as configured

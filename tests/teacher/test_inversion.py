@@ -150,7 +150,7 @@ def test_the_kept_features_are_what_hooks_on_a_plain_unet_call_see(sd_folder):
         else:
             torch.testing.assert_close(feature, seen[("attn", i, j)])
         checked += 1
-    levels = [i for i in teacher.inversion.levels]
+    levels = teacher.inversion.levels
     expected = sum(
         len(unet.up_blocks[i].resnets) + len(getattr(unet.up_blocks[i], "attentions", None) or []) for i in levels
     )
@@ -178,7 +178,6 @@ def test_each_pass_starts_where_the_last_ddim_move_ended(sd_folder):
 
 def test_prediction_epsilon_reads_a_v_prediction_unet_as_diff_does(sd_folder):
     arch, folder = sd_folder
-    embeddings = _embeddings(3, 0)  # replaced below, once the dimension is known
     images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
     outputs = {}
     for prediction in ("scheduler", "epsilon"):
