@@ -28,10 +28,11 @@ from prompt_kit.generate import build_prompt_set  # noqa: E402
 from prompt_kit.orthogonal_selection import measured_selector  # noqa: E402
 from prompt_kit.orthogonality import score_vectors  # noqa: E402
 from prompt_kit.prompt_set import save_prompt_set  # noqa: E402
+from prompt_kit.styles import get_style, style_names  # noqa: E402
 from prompt_kit.taxonomy import ClassInfo, Taxonomy  # noqa: E402
 from prompt_kit.templates import PromptTemplates  # noqa: E402
 
-STYLES = ["label", "sentence", "bag_of_words", "orthogonal"]
+STYLES = style_names()
 
 
 def write_sets(folder: Path, encoder) -> list[Path]:
@@ -42,13 +43,10 @@ def write_sets(folder: Path, encoder) -> list[Path]:
         name: {"sentence": f"A {label} as it looks in a photo of a room or a street.", "words": pools[name]}
         for name, label in zip(ADE20K_CLASSES, LABELS, strict=True)
     }
-    bow = {name: {**entry, "words": entry["words"][:4], "candidates": entry["words"]} for name, entry in answer.items()}
     paths = []
-    for style in STYLES:
-        prompt_set = build_prompt_set(
-            taxonomy, style, [bow if style == "bag_of_words" else answer], PromptTemplates(),
-            select_words=measured_selector(encoder) if style == "orthogonal" else None,
-        )  # fmt: skip
+    for style in STYLES:  # every style reads the words it needs from the same answer (a word list takes 4)
+        selector = measured_selector(encoder) if get_style(style).selects_words else None
+        prompt_set = build_prompt_set(taxonomy, style, [answer], PromptTemplates(), select_words=selector)
         paths.append(save_prompt_set(prompt_set, folder / f"{style}.yaml"))
     return paths
 

@@ -69,3 +69,29 @@ def real(low: float, high: float, low_open: bool = False, high_open: bool = Fals
 
 
 __all__ = ["Number", "integer", "real"]
+
+
+class StyleName(click.ParamType):
+    """A registered prompt style, looked up when the option is parsed (plugin styles included)."""
+
+    name = "style"
+
+    def get_metavar(self, *args, **kwargs) -> str:
+        from prompt_kit.styles import style_names
+
+        return "[" + "|".join(style_names()) + "]"
+
+    def convert(self, value, param, ctx):
+        from prompt_kit.styles import style_names
+
+        names = style_names()
+        if value in names:
+            return value
+        self.fail(f"{value!r} is not a prompt style: choose one of {', '.join(names)}", param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        from prompt_kit.styles import style_names
+
+        return [CompletionItem(name) for name in style_names() if name.startswith(incomplete)]

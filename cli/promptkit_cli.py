@@ -9,7 +9,7 @@ import click
 
 import prompt_kit
 from cli.common import UserFacingGroup, configure_logging
-from cli.parameters import integer, real
+from cli.parameters import StyleName, integer, real
 from prompt_kit.bounds import MAX_REPEATS, MAX_SEED
 from prompt_kit.concepts import curated_answer
 from prompt_kit.errors import PromptKitError
@@ -18,7 +18,7 @@ from prompt_kit.generate import build_prompt_set
 from prompt_kit.llm import LLMSettings, request_class_answers
 from prompt_kit.outputs import check_new_file, check_output_folder
 from prompt_kit.prompt_set import load_prompt_set, prompt_set_to_yaml
-from prompt_kit.styles import STYLES
+from prompt_kit.styles import get_style
 from prompt_kit.taxonomy import list_taxonomies, load_taxonomy
 from prompt_kit.templates import PromptTemplates
 
@@ -50,6 +50,21 @@ def classes(dataset: str | None) -> None:
         click.echo(f"{index:>3}  {info.name:<16} {info.label:<16} #{r:02x}{g:02x}{b:02x}")
 
 
+@promptkit.command(epilog="Example: promptkit styles --names")
+@click.option("--names", is_flag=True, help="Only the names, one per line (for scripts).")
+def styles(names: bool) -> None:
+    """List the prompt styles: the built-in four and any registered by a plugin."""
+    from prompt_kit.styles import registered_styles
+
+    for style in registered_styles():
+        if names:
+            click.echo(style.name)
+            continue
+        needs = "LLM or lexicon" if style.request_template else ("lexicon" if style.uses_lexicon else "taxonomy only")
+        chosen = ", words chosen by measurement" if style.selects_words else ""
+        click.echo(f"{style.name:<14} {style.summary} ({needs}{chosen})")
+
+
 @promptkit.command(
     epilog="""Examples:
 
@@ -63,7 +78,7 @@ def classes(dataset: str | None) -> None:
 )
 @click.option("--dataset", "dataset", default="camvid", show_default=True, help="Built-in taxonomy name or file.")
 @click.option("--classes", "classes_file", type=click.Path(dir_okay=False), help="Your own taxonomy file.")
-@click.option("--style", type=click.Choice(STYLES), required=True, help="How each class is named.")
+@click.option("--style", type=StyleName(), required=True, help="How each class is named.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the prompt set here (default: print it).")
 @click.option("--templates", "templates_dir", type=click.Path(file_okay=False), help="Folder overriding templates.")
 @click.option("--llm", "llm_model", metavar="MODEL", help="Ask this model instead of using the curated words.")
@@ -96,8 +111,10 @@ def classes(dataset: str | None) -> None:
 @click.option(
     "--selection-seed", type=integer(0, MAX_SEED), default=0, show_default=True, help="Seed of the word selection."
 )
-@click.option("--no-select", is_flag=True, help="orthogonal: keep the first 4 candidates, unmeasured.")
-@click.option("--report", "report_out", type=click.Path(dir_okay=False), help="orthogonal: selection report JSON.")
+@click.option("--no-select", is_flag=True, help="orthogonal (word-choosing styles): keep the first 4 candidates.")
+@click.option(
+    "--report", "report_out", type=click.Path(dir_okay=False), help="orthogonal: the word selection report JSON."
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing --out and --report files.")
 def generate(
     dataset: str,
@@ -154,7 +171,7 @@ def generate(
         result = request_class_answers(taxonomy, style, settings, templates)
         answers, llm_source = result.answers, result.source
     selector = None
-    if style == "orthogonal" and not no_select:
+    if get_style(style).selects_words and not no_select:
         from prompt_kit.encoders import create_encoder
         from prompt_kit.orthogonal_selection import SelectionSettings, measured_selector
 
@@ -304,7 +321,9 @@ def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
 )
 @click.option("--from", "source", required=True, help="Source taxonomy (a built-in dataset with shipped prompt sets).")
 @click.option("--to", "target", required=True, help="Target taxonomy.")
-@click.option("--style", default="label", show_default=True, help="Prompt style whose embeddings are compared.")
+@click.option(
+    "--style", type=StyleName(), default="label", show_default=True, help="Prompt style whose embeddings are compared."
+)
 @click.option("--encoder", default="minilm", show_default=True, help="minilm, st:PATH or clip:PATH")
 @click.option("--min-similarity", type=real(-1.0, 1.0), default=0.3, show_default=True, help="Below this: void.")
 @click.option(

@@ -38,7 +38,7 @@ from distill.run_folder import resumable
 from prompt_kit.bounds import STRICT, Repeats
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
-from prompt_kit.styles import STYLES
+from prompt_kit.styles import style_names
 from prompt_kit.yaml_files import describe_validation_error
 from teacher import TeacherFolder
 
@@ -70,7 +70,8 @@ class CompareConfig(BaseModel):
 
     data: str = "synthetic"
     styles: list[str] = Field(
-        default_factory=lambda: list(STYLES), description="prompt styles, one diffusion teacher each ([] with teachers)"
+        default_factory=lambda: list(style_names()),
+        description="prompt styles, one diffusion teacher each ([] with teachers)",
     )
     teachers: list[str] = Field(
         default_factory=list,
@@ -102,15 +103,15 @@ class CompareConfig(BaseModel):
     @field_validator("styles")
     @classmethod
     def _known_styles(cls, styles: list[str]) -> list[str]:
-        unknown = [style for style in styles if style not in STYLES]
+        unknown = [style for style in styles if style not in style_names()]
         if unknown:
-            raise ValueError(f"unknown style {unknown[0]}: choose from {', '.join(STYLES)}")
+            raise ValueError(f"unknown style {unknown[0]}: choose from {', '.join(style_names())}")
         return styles
 
     @model_validator(mode="after")
     def _something_to_compare(self) -> CompareConfig:
         if not self.styles and not self.teachers:
-            raise ValueError(f"no teachers to compare: give styles ({', '.join(STYLES)}) or teachers")
+            raise ValueError(f"no teachers to compare: give styles ({', '.join(style_names())}) or teachers")
         labels = [teacher_label(spec) for spec in self.teachers]
         clash = sorted({label for label in labels if labels.count(label) > 1 or label in self.styles})
         if clash:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prompt_kit.errors import PromptKitError
 from prompt_kit.resources import prompts_dir
-from prompt_kit.styles import MIN_CANDIDATES, WORDS_PER_PROMPT
+from prompt_kit.styles import MIN_CANDIDATES, PromptStyle, get_style
 from prompt_kit.taxonomy import ClassInfo, Taxonomy
 from prompt_kit.yaml_files import load_model
 
@@ -46,13 +46,11 @@ def load_lexicon(path: str | None = None) -> Lexicon:
     return load_model(Lexicon, Path(path) if path else prompts_dir() / "concepts.yaml", "concept lexicon")
 
 
-def curated_answer(taxonomy: Taxonomy, style: str) -> dict[str, dict]:
-    """The curated words for every class, in the same shape an LLM answer has.
-
-    ``words`` holds the 4 describing words for ``bag_of_words`` and the whole concept pool for
-    ``orthogonal`` (the selection picks 4 from it); ``candidates`` holds the pool.
-    """
-    if style == "label":  # a label prompt needs nothing beyond the taxonomy
+def curated_answer(taxonomy: Taxonomy, style: str | PromptStyle) -> dict[str, dict]:
+    """The curated words for every class, in the same shape an LLM answer has (see each style's
+    ``curated_entry``); a style that needs no lexicon gets an empty entry per class."""
+    style = get_style(style)
+    if not style.uses_lexicon:
         return {name: {} for name in taxonomy.class_names}
     lexicon = load_lexicon()
     answer: dict[str, dict] = {}
@@ -63,12 +61,5 @@ def curated_answer(taxonomy: Taxonomy, style: str) -> dict[str, dict]:
                 f"no curated words for class {info.name!r} of {taxonomy.name!r}: generate with an LLM "
                 "(--llm MODEL) or add the class to prompts/concepts.yaml"
             )
-        if style == "orthogonal":
-            answer[info.name] = {"sentence": concept.sentence, "words": list(concept.concepts)}
-        else:
-            answer[info.name] = {
-                "sentence": concept.sentence,
-                "words": list(concept.describing[:WORDS_PER_PROMPT]),
-                "candidates": list(concept.describing),
-            }
+        answer[info.name] = style.curated_entry(concept)
     return answer

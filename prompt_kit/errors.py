@@ -13,3 +13,7 @@ class PromptKitError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class InvalidAnswer(ValueError):
+    """An LLM's answer cannot be used; the message is sent back to the LLM when we re-ask."""

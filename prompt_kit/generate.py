@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import pydantic
 
 from prompt_kit.errors import PromptKitError
 from prompt_kit.prompt_set import ClassPrompt, LLMSource, PromptSet, Provenance
-from prompt_kit.styles import WORDS_PER_PROMPT, check_style
+from prompt_kit.styles import PromptStyle, get_style
+from prompt_kit.styles.base import Answer, WordSelector, unique_texts
 from prompt_kit.taxonomy import Taxonomy
 from prompt_kit.templates import PromptTemplates
 from prompt_kit.yaml_files import describe_validation_error
 
-Answer = Mapping[str, Mapping[str, Any]]
-"""Class name -> {"sentence": str, "words": [...], optional "candidates": [...]} (the LLM's shape)."""
-
-RenderWords = Callable[[str, Sequence[str]], str]
-WordSelector = Callable[[Taxonomy, dict[str, list[str]], RenderWords], tuple[dict[str, list[str]], dict[str, Any]]]
-"""(taxonomy, candidate pools, render) -> (chosen words per class, a report for provenance)."""
-
-
-def _unique(items: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    result = []
-    for item in items:
-        key = item.strip().lower()
-        if key and key not in seen:
-            seen.add(key)
-            result.append(item.strip())
-    return result
-
-
-def first_words(taxonomy: Taxonomy, pools: dict[str, list[str]], render: RenderWords):
-    """The unmeasured choice: the first 4 words of every pool, in the order they were given."""
-    return {name: pool[:WORDS_PER_PROMPT] for name, pool in pools.items()}, {"method": "first"}
-
 
 def build_prompt_set(
     taxonomy: Taxonomy,
-    style: str,
+    style: str | PromptStyle,
     answers: Sequence[Answer],
     templates: PromptTemplates,
     *,
@@ -53,7 +30,7 @@ def build_prompt_set(
     Several answers become several prompt texts per class (the encoder ensembles them); the
     orthogonal words are chosen from the union of all answers' candidates by ``select_words``.
     """
-    check_style(style)
+    style = get_style(style)
     if not answers:
         raise PromptKitError("no answers to build a prompt set from")
     for answer in answers:
@@ -63,47 +40,40 @@ def build_prompt_set(
 
     def render(name: str, words: Sequence[str], sentence: str | None = None) -> str:
         info = taxonomy.classes[taxonomy.class_names.index(name)]
-        return templates.render_prompt(style, name=name, label=info.label, sentence=sentence, words=list(words))
+        return templates.render_prompt(style.name, name=name, label=info.label, sentence=sentence, words=list(words))
 
-    chosen: dict[str, list[str]] = {}
     pools: dict[str, list[str]] = {}
-    selection: dict[str, Any] | None = None
-    if style in ("bag_of_words", "orthogonal"):
+    if style.uses_candidates():
         for name in taxonomy.class_names:
-            pool = [word for answer in answers for word in answer[name].get("candidates", answer[name]["words"])]
-            pools[name] = _unique(pool)
-        if style == "orthogonal":
-            chooser = select_words or first_words
-            chosen, selection = chooser(taxonomy, pools, lambda name, words: render(name, words))
-        else:
-            chosen = {name: list(answers[0][name]["words"][:WORDS_PER_PROMPT]) for name in taxonomy.class_names}
+            entries = [answer[name] for answer in answers]
+            pool = [word for entry in entries for word in entry.get("candidates", entry.get("words", []))]
+            pools[name] = unique_texts(pool)
+    chosen, selection = style.choose_words(
+        taxonomy, answers, pools, lambda name, words: render(name, words), select_words
+    )
 
     classes = []
     for info in taxonomy.classes:
         sentences = [str(answer[info.name].get("sentence", "")).strip() for answer in answers]
-        if style == "sentence":
-            texts = [render(info.name, [], sentence) for sentence in sentences if sentence]
-        elif style == "bag_of_words":
-            texts = [render(info.name, answer[info.name]["words"][:WORDS_PER_PROMPT]) for answer in answers]
-        else:
-            texts = [render(info.name, chosen.get(info.name, []), sentences[0] or None)]
+        words = chosen.get(info.name, [])
+        texts = style.texts(info, answers, words, sentences, render)
         classes.append(
             dict(
                 name=info.name,
                 label=info.label,
                 sentence=sentences[0] or None,
-                words=chosen.get(info.name, []),
+                words=words,
                 candidates=pools.get(info.name, []),
-                texts=_unique(texts),
+                texts=unique_texts(texts),
             )
         )
     try:
         return PromptSet(
             dataset=taxonomy.name,
-            style=style,
+            style=style.name,
             classes=[ClassPrompt(**entry) for entry in classes],
             provenance=Provenance(
-                template=templates.info(templates.prompt_template_name(style)),
+                template=templates.info(templates.prompt_template_name(style.name)),
                 source="llm" if llm is not None else "curated",
                 llm=llm,
                 selection=selection,
@@ -111,4 +81,4 @@ def build_prompt_set(
             ),
         )
     except pydantic.ValidationError as exc:
-        raise PromptKitError(f"the generated {style} set is invalid: {describe_validation_error(exc)}") from exc
+        raise PromptKitError(f"the generated {style.name} set is invalid: {describe_validation_error(exc)}") from exc

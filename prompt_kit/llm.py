@@ -20,7 +20,7 @@ from prompt_kit.errors import PromptKitError
 from prompt_kit.llm_answers import InvalidAnswer, parse_json_object, validate_answer
 from prompt_kit.llm_cache import AnswerCache, answer_cache_key, default_cache_dir
 from prompt_kit.prompt_set import LLMSource
-from prompt_kit.styles import MIN_CANDIDATES, WORDS_PER_PROMPT
+from prompt_kit.styles import MIN_CANDIDATES, WORDS_PER_PROMPT, PromptStyle, get_style
 from prompt_kit.taxonomy import Taxonomy
 from prompt_kit.templates import PromptTemplates
 
@@ -96,8 +96,10 @@ class ClassWordsClient:
             )
         return self._client
 
-    def messages(self, taxonomy: Taxonomy, style: str) -> tuple[list[dict[str, str]], str]:
-        template = f"llm/{style}.j2"
+    def messages(self, taxonomy: Taxonomy, style: str | PromptStyle) -> tuple[list[dict[str, str]], str]:
+        template = get_style(style).request_template_name
+        if template is None:
+            raise PromptKitError(f"style {get_style(style).name!r} needs no LLM: drop --llm")
         user = self.templates.render(
             template,
             dataset=taxonomy.name,
@@ -167,7 +169,7 @@ class ClassWordsClient:
         messages: list[dict[str, str]],
         seed: int | None,
         taxonomy: Taxonomy,
-        style: str,
+        style: PromptStyle,
         key: str,
         usage: dict[str, int],
     ) -> tuple[dict[str, dict], int]:
@@ -201,10 +203,9 @@ class ClassWordsClient:
             exit_code=1,
         )
 
-    def request(self, taxonomy: Taxonomy, style: str) -> LLMResult:
+    def request(self, taxonomy: Taxonomy, style: str | PromptStyle) -> LLMResult:
         """Ask once per sample; each sample gets ``reasks`` more chances after an invalid answer."""
-        if style == "label":
-            raise PromptKitError("style 'label' needs no LLM: drop --llm")
+        style = get_style(style)
         base_messages, template_name = self.messages(taxonomy, style)
         settings = self.settings
         answers: list[dict[str, dict]] = []
@@ -223,7 +224,7 @@ class ClassWordsClient:
                     "top_p": settings.top_p,
                     "seed": seed,
                     "sample": sample,
-                    "style": style,
+                    "style": style.name,
                 }
             )
             record = self.cache.get(key) if settings.use_cache or settings.replay else None
@@ -258,7 +259,7 @@ class ClassWordsClient:
 
 
 def request_class_answers(
-    taxonomy: Taxonomy, style: str, settings: LLMSettings, templates: PromptTemplates | None = None
+    taxonomy: Taxonomy, style: str | PromptStyle, settings: LLMSettings, templates: PromptTemplates | None = None
 ) -> LLMResult:
     """Validated answers from an LLM for every class of ``taxonomy`` in ``style``."""
     return ClassWordsClient(settings, templates or PromptTemplates()).request(taxonomy, style)

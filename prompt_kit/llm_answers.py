@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import re
 
-from prompt_kit.styles import MIN_CANDIDATES, WORDS_PER_PROMPT
+from prompt_kit.errors import InvalidAnswer
+from prompt_kit.styles import PromptStyle, get_style
 from prompt_kit.taxonomy import Taxonomy
 
-
-class InvalidAnswer(ValueError):
-    """The answer cannot be used; the message is sent back to the LLM when we re-ask."""
+__all__ = ["InvalidAnswer", "parse_json_object", "validate_answer"]
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -49,14 +48,14 @@ def parse_json_object(text: str) -> dict:
     raise InvalidAnswer("the answer is not one complete JSON object (it may be truncated)")
 
 
-def validate_answer(raw: dict, taxonomy: Taxonomy, style: str) -> dict[str, dict]:
-    """Check that every class appears once with the words the style needs; return a clean copy.
+def validate_answer(raw: dict, taxonomy: Taxonomy, style: str | PromptStyle) -> dict[str, dict]:
+    """Check that every class appears once with what the style needs; return a clean copy.
 
-    ``bag_of_words`` needs exactly 4 words per class, ``orthogonal`` at least 8 candidate words
-    per class and no word under two classes; every style needs a non-empty ``sentence`` when it
-    uses one. Keys match the taxonomy's class names exactly (case-insensitive, surrounding spaces
-    ignored), so answers that rename a class are rejected, not guessed at.
+    Keys match the taxonomy's class names exactly (case-insensitive, surrounding spaces ignored),
+    so answers that rename a class are rejected, not guessed at; what each entry must hold (a
+    sentence, exactly 4 words, 8 or more candidates unique across classes) is the style's rule.
     """
+    style = get_style(style)
     by_key = {str(key).strip().lower(): value for key, value in raw.items()}
     expected = {name.lower(): name for name in taxonomy.class_names}
     missing = [name for key, name in expected.items() if key not in by_key]
@@ -73,35 +72,6 @@ def validate_answer(raw: dict, taxonomy: Taxonomy, style: str) -> dict[str, dict
         entry = by_key[key]
         if not isinstance(entry, dict):
             raise InvalidAnswer(f"class {name!r}: expected an object with 'sentence' and 'words'")
-        sentence = entry.get("sentence", "")
-        if not isinstance(sentence, str) or (style == "sentence" and not sentence.strip()):
-            raise InvalidAnswer(f"class {name!r}: 'sentence' must be a non-empty string")
-        words = entry.get("words", [])
-        if style in ("bag_of_words", "orthogonal"):
-            if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
-                raise InvalidAnswer(f"class {name!r}: 'words' must be a list of strings")
-            words = [word.strip() for word in words]
-            if any(not word for word in words):
-                raise InvalidAnswer(f"class {name!r}: words must not be empty")
-            if style == "bag_of_words" and len(words) != WORDS_PER_PROMPT:
-                raise InvalidAnswer(f"class {name!r}: give exactly {WORDS_PER_PROMPT} words, not {len(words)}")
-            if style == "orthogonal" and len(set(map(str.lower, words))) < MIN_CANDIDATES:
-                raise InvalidAnswer(
-                    f"class {name!r}: give at least {MIN_CANDIDATES} different words, not {len(set(words))}"
-                )
-        else:
-            words = []
-        clean[name] = {"sentence": sentence.strip(), "words": words}
-
-    if style == "orthogonal":
-        owner: dict[str, str] = {}
-        labels = {label.lower() for label in taxonomy.labels} | set(expected)
-        for name, entry in clean.items():
-            for word in entry["words"]:
-                lowered = word.lower()
-                if lowered in labels:
-                    raise InvalidAnswer(f"class {name!r}: {word!r} is a class name, not a concept word")
-                other = owner.setdefault(lowered, name)
-                if other != name:
-                    raise InvalidAnswer(f"the word {word!r} appears under both {other!r} and {name!r}")
+        clean[name] = style.check_answer_entry(name, entry)
+    style.check_answer(clean, taxonomy)
     return clean

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
-from prompt_kit.styles import STYLES, WORDS_PER_PROMPT
+from prompt_kit.styles import get_style
 from prompt_kit.taxonomy import Taxonomy
 from prompt_kit.yaml_files import load_model
 
@@ -109,29 +109,19 @@ class PromptSet(BaseModel):
             raise ValueError(
                 f"schema_version {self.schema_version} is not supported (expected {PROMPT_SET_SCHEMA_VERSION})"
             )
-        if self.style not in STYLES:
-            raise ValueError(f"unknown style {self.style!r}; choose one of {', '.join(STYLES)}")
+        try:
+            style = get_style(self.style)
+        except PromptKitError as exc:
+            raise ValueError(str(exc)) from None
         names = [entry.name.lower() for entry in self.classes]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"class {duplicates[0]!r} appears more than once")
         for entry in self.classes:
-            if self.style == "sentence" and not (entry.sentence or "").strip():
-                raise ValueError(f"class {entry.name!r} has no sentence (style 'sentence' needs one)")
-            if self.style in ("bag_of_words", "orthogonal") and len(entry.words) != WORDS_PER_PROMPT:
-                raise ValueError(
-                    f"class {entry.name!r} has {len(entry.words)} words; style {self.style!r} "
-                    f"needs exactly {WORDS_PER_PROMPT}"
-                )
+            style.check_prompt(entry)
             if entry.candidates and not set(entry.words) <= set(entry.candidates):
                 raise ValueError(f"class {entry.name!r}: chosen words must come from its candidates")
-        if self.style == "orthogonal":
-            owner: dict[str, str] = {}
-            for entry in self.classes:
-                for word in entry.words:
-                    other = owner.setdefault(word.lower(), entry.name)
-                    if other != entry.name:
-                        raise ValueError(f"orthogonal word {word!r} is used by both {other!r} and {entry.name!r}")
+        style.check_prompts(self.classes)
         return self
 
     @property

@@ -1,4 +1,7 @@
-"""Jinja templates: prompt texts (``templates/<style>.j2``) and LLM requests (``templates/llm/``).
+"""Jinja templates: prompt texts (``<style>.j2``) and LLM requests (``llm/<style>.j2``, ``llm/system.j2``).
+
+A style's two templates live in its module (:class:`prompt_kit.styles.PromptStyle`); the shared
+system message lives in ``templates/llm/``.
 
 Templates render in a sandbox with ``StrictUndefined``: a template that names a variable we do not
 provide is an error, not an empty string in a prompt. A user folder (``--templates DIR``) overrides
@@ -17,24 +20,36 @@ import jinja2
 from prompt_kit.errors import PromptKitError
 from prompt_kit.prompt_set import TemplateInfo
 from prompt_kit.resources import templates_dir
-from prompt_kit.styles import check_style
+from prompt_kit.styles import get_style, registered_styles
 from prompt_kit.template_sandbox import BoundedSandbox, TemplateLimitError
 
 _WHITESPACE = re.compile(r"\s+")
+
+
+def _style_template(name: str) -> str | None:
+    """The source of a registered style's template, looked up at render time (plugins included)."""
+    for style in registered_styles():
+        source = style.templates().get(name)
+        if source is not None:
+            return source
+    return None
 
 
 class PromptTemplates:
     """The shipped templates, optionally overridden file by file from ``override_dir``."""
 
     def __init__(self, override_dir: str | Path | None = None) -> None:
-        search_path = [str(templates_dir())]
+        loaders: list[jinja2.BaseLoader] = [
+            jinja2.FunctionLoader(_style_template),
+            jinja2.FileSystemLoader(str(templates_dir())),
+        ]
         if override_dir is not None:
             override = Path(override_dir)
             if not override.is_dir():
                 raise PromptKitError(f"templates folder not found: {override}")
-            search_path.insert(0, str(override))
+            loaders.insert(0, jinja2.FileSystemLoader(str(override)))
         self.environment = BoundedSandbox(
-            loader=jinja2.FileSystemLoader(search_path),
+            loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
@@ -74,12 +89,13 @@ class PromptTemplates:
 
     def info(self, name: str) -> TemplateInfo:
         """Template name and SHA-256 of its source, for provenance."""
-        template = self._template(name)
-        source = Path(template.filename).read_bytes() if template.filename else b""
+        self._template(name)  # the same errors as rendering it
+        text, filename, _ = self.environment.loader.get_source(self.environment, name)
+        source = Path(filename).read_bytes() if filename else text.encode("utf-8")  # a file's exact bytes
         return TemplateInfo(name=name, sha256=hashlib.sha256(source).hexdigest())
 
     def prompt_template_name(self, style: str) -> str:
-        return f"{check_style(style)}.j2"
+        return get_style(style).prompt_template_name
 
     def render_prompt(self, style: str, *, name: str, label: str, sentence: str | None, words: list[str]) -> str:
         """The prompt text an encoder sees for one class, whitespace collapsed."""

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for dataset in camvid kitti11 cityscapes; do
-  for style in label sentence bag_of_words orthogonal; do
+  for style in $(promptkit styles --names); do
     promptkit generate --dataset "$dataset" --style "$style" --out "prompts/$dataset/$style.yaml" --overwrite
   done
 done

@@ -7,6 +7,7 @@ import pytest
 from cli.distill_cli import distill
 from cli.promptkit_cli import promptkit
 from prompt_kit import load_prompt_set, load_taxonomy
+from prompt_kit.styles import style_names
 from tests.llm_server import Reply, answer_json
 
 NAMES = load_taxonomy("camvid").class_names
@@ -28,7 +29,7 @@ def test_classes_lists_and_shows(runner):
 
 
 @pytest.mark.parametrize("dataset", ["camvid", "kitti11", "cityscapes"])
-@pytest.mark.parametrize("style", ["label", "sentence", "bag_of_words", "orthogonal"])
+@pytest.mark.parametrize("style", style_names())
 def test_generate_offline_writes_a_valid_set(runner, tmp_path, dataset, style):
     out = tmp_path / "set.yaml"
     result = runner.invoke(promptkit, ["generate", "--dataset", dataset, "--style", style, "--out", str(out)])

@@ -8,10 +8,10 @@ from cli.promptkit_cli import promptkit
 from prompt_kit import load_prompt_set, load_taxonomy
 from prompt_kit.concepts import load_lexicon
 from prompt_kit.resources import prompts_dir
-from prompt_kit.styles import MIN_CANDIDATES
+from prompt_kit.styles import MIN_CANDIDATES, get_style, style_names
 
 DATASETS = ["camvid", "kitti11", "cityscapes"]
-STYLES = ["label", "sentence", "bag_of_words", "orthogonal"]
+STYLES = style_names()
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -20,7 +20,7 @@ def test_shipped_set_is_valid_and_matches_its_taxonomy(dataset, style):
     prompt_set = load_prompt_set(prompts_dir() / dataset / f"{style}.yaml")
     prompt_set.check_against(load_taxonomy(dataset))
     assert prompt_set.style == style
-    if style in ("bag_of_words", "orthogonal"):
+    if get_style(style).uses_candidates():
         assert all(len(entry.candidates) >= MIN_CANDIDATES for entry in prompt_set.classes)
 
 

@@ -5,10 +5,11 @@ import pytest
 from prompt_kit import PromptKitError, load_taxonomy
 from prompt_kit.concepts import curated_answer
 from prompt_kit.generate import build_prompt_set
+from prompt_kit.styles import style_names
 from prompt_kit.templates import PromptTemplates
 
 
-@pytest.mark.parametrize("style", ["label", "sentence", "bag_of_words", "orthogonal"])
+@pytest.mark.parametrize("style", style_names())
 def test_every_style_renders_the_label_or_sentence(style):
     templates = PromptTemplates()
     text = templates.render_prompt(style, name="Road", label="road", sentence="A grey road.", words=list("abcd"))
