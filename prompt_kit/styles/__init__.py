@@ -12,7 +12,6 @@ from prompt_kit.styles import bag_of_words, label, orthogonal, sentence
 from prompt_kit.styles.base import MIN_CANDIDATES, WORDS_PER_PROMPT, PromptStyle, WordListStyle
 from prompt_kit.styles.registry import (
     ENTRY_POINT_GROUP,
-    check_style,
     get_style,
     register_style,
     registered_styles,
@@ -29,7 +28,6 @@ __all__ = [
     "WORDS_PER_PROMPT",
     "PromptStyle",
     "WordListStyle",
-    "check_style",
     "get_style",
     "register_style",
     "registered_styles",

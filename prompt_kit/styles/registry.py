@@ -85,8 +85,3 @@ def get_style(style: str | PromptStyle) -> PromptStyle:
     if found is None:
         raise PromptKitError(f"unknown style {style!r}: choose one of {', '.join(style_names())}")
     return found
-
-
-def check_style(style: str) -> str:
-    """Return ``style`` if it names a registered style, else raise a one-line error listing them."""
-    return get_style(style).name
