@@ -12,7 +12,7 @@ import pytest
 
 from cli.distill_cli import distill
 from cli.promptkit_cli import promptkit
-from prompt_kit import PromptKitError, load_prompt_set
+from prompt_kit import PromptKitError, load_prompt_set, load_taxonomy
 from prompt_kit.styles import get_style, register_style, style_names, unregister_style
 from prompt_kit.styles.label import LabelStyle
 from tests.distill.conftest import DATA
@@ -102,10 +102,14 @@ def test_a_new_style_generates_scores_and_asks_an_llm(photo_of, runner, tmp_path
 
 
 def test_an_invalid_answer_is_judged_by_the_new_style(photo_of, runner, tmp_path, llm_server):
-    llm_server.script(Reply(json.dumps({"Sky": {"sentence": ""}})))
+    # every class present, one sentence empty: only the style's own rule (a sentence is required) rejects it
+    names = load_taxonomy("camvid").class_names
+    answer = {name: {"sentence": "" if name == "Sky" else f"a {name}"} for name in names}
+    llm_server.script(Reply(json.dumps(answer)))
     args = ["generate", "--style", "photo_of", "--llm", "m", "--base-url", llm_server.base_url, "--reasks", "0"]
     result = runner.invoke(promptkit, [*args, "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o.yaml")])
     assert result.exit_code == 1 and not (tmp_path / "o.yaml").exists()
+    assert "class 'Sky': 'sentence' must be a non-empty string" in result.stderr
 
 
 @pytest.mark.slow
