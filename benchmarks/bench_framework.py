@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from distill.datasets import PairedViews, create_dataset
-from distill.run_config import RunConfig
-from distill.student_training import train_student
+from distill.training.run_config import RunConfig
+from distill.training.student import train_student
 from student import create_student, normalize_images
 
 SIZE = (96, 128)

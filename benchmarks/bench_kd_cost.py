@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from distill.network_teacher import network_teacher_config
-from distill.run_config import RunConfig
-from distill.student_training import train_student
-from distill.teacher_training import TeacherTrainingConfig, train_teacher
-from distill.view_bank import BANK_FOLDER
+from distill.kd.view_bank import BANK_FOLDER
+from distill.training.network_teacher import network_teacher_config
+from distill.training.prompt_teacher import TeacherTrainingConfig, train_teacher
+from distill.training.run_config import RunConfig
+from distill.training.student import train_student
 from prompt_kit.resources import prompts_dir
 
 

@@ -38,12 +38,12 @@ from torch.utils.data import Dataset, RandomSampler
 
 from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
-from distill.losses import create_loss, kd_pixel_mask
-from distill.network_teacher import network_teacher_config
-from distill.run_bank import run_views
-from distill.run_config import RunConfig
-from distill.student_training import build_network, evaluate_student, load_run_teacher, train_student
-from distill.training_core import make_accelerator, poly_factor
+from distill.kd.losses import create_loss, kd_pixel_mask
+from distill.training.core import make_accelerator, poly_factor
+from distill.training.network_teacher import network_teacher_config
+from distill.training.run_bank import run_views
+from distill.training.run_config import RunConfig
+from distill.training.student import build_network, evaluate_student, load_run_teacher, train_student
 from student import normalize_images
 from student.registry import OFFLINE_IMAGENET_NETWORKS
 

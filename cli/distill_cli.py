@@ -115,8 +115,8 @@ def teacher(
         raise PromptKitError("pass either --prompts (a prompt-conditioned teacher) or --model (a segmentation network)")
     options = dict(data=data, out=out, steps=steps, image_size=_size(size), batch_size=batch_size, seed=seed)
     if model:
-        from distill.network_teacher import network_teacher_config
-        from distill.student_training import train_student
+        from distill.training.network_teacher import network_teacher_config
+        from distill.training.student import train_student
 
         for flag, value in (("--encoder", encoder), ("--pretrain-denoiser", pretrain_denoiser)):
             if value is not None:
@@ -129,8 +129,8 @@ def teacher(
             f"({metrics['eval_images']} images at {height}x{width}); wrote {out}"
         )
         return
-    from distill.configuration import load_config
-    from distill.teacher_training import TeacherTrainingConfig, train_teacher
+    from distill.training.configuration import load_config
+    from distill.training.prompt_teacher import TeacherTrainingConfig, train_teacher
 
     base = dict(**options, prompts=prompts, encoder=encoder, pretrained=pretrained, pretrain_denoiser=pretrain_denoiser)
     config = load_config(TeacherTrainingConfig, config_file, list(overrides), base)
@@ -200,9 +200,9 @@ def run(
     allow_changes,
 ) -> None:
     """Train a student with cross-entropy plus KD from a frozen teacher; evaluate both."""
-    from distill.configuration import load_config
-    from distill.run_config import RunConfig
-    from distill.student_training import train_student
+    from distill.training.configuration import load_config
+    from distill.training.run_config import RunConfig
+    from distill.training.student import train_student
 
     base = dict(
         teacher=teacher_dir,
@@ -244,9 +244,9 @@ Pass what the runs will pass (config, --kd, sizes, --set): a run reads the bank 
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a run config field.")
 def cache(teacher_dir, data, views, kd, student, student_size, teacher_size, config_file, overrides) -> None:
     """Build a teacher's view bank ahead: its outputs on every pre-drawn crop, read by every later run."""
-    from distill.configuration import load_config
-    from distill.run_config import RunConfig
-    from distill.student_training import build_view_bank
+    from distill.training.configuration import load_config
+    from distill.training.run_config import RunConfig
+    from distill.training.student import build_view_bank
 
     base = dict(
         teacher=teacher_dir,
@@ -308,8 +308,9 @@ def compare(
     data, styles, teachers, prompt_sets, kd_specs, student, seeds, teacher_seeds, encoder, out, config_file, overrides
 ) -> None:
     """Teacher and distilled student per prompt style, with the no-KD student as baseline, in one table."""
-    from distill.compare import CompareConfig, run_compare
-    from distill.configuration import load_config
+    from distill.compare.plan import CompareConfig
+    from distill.compare.run import run_compare
+    from distill.training.configuration import load_config
 
     base = dict(
         data=data,
@@ -354,8 +355,8 @@ def evaluate(path, data, split, prompts, tta, as_json) -> None:
     """Re-evaluate a run folder, a student checkpoint or a teacher folder: mIoU and per-class IoU."""
     import json
 
-    from distill.saved_evaluation import evaluate_saved
-    from distill.test_time_augmentation import TestTimeAugmentation
+    from distill.evaluation.test_time_augmentation import TestTimeAugmentation
+    from distill.training.saved_evaluation import evaluate_saved
 
     augmentation = TestTimeAugmentation.parse(tta)
     metrics = evaluate_saved(path, data=data, split=split, prompts=prompts, augmentation=augmentation)

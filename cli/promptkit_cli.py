@@ -297,9 +297,10 @@ def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
     pretrained EfficientNet-Lite0 student and `distill compare` with the default KD: style
     differences with 95% intervals and the prompt-transfer matrix; no data and no network needed.
     """
-    from distill.compare import CompareConfig, run_compare
-    from distill.configuration import load_config
-    from distill.demo import DEMO_SETTINGS
+    from distill.compare.demo import DEMO_SETTINGS
+    from distill.compare.plan import CompareConfig
+    from distill.compare.run import run_compare
+    from distill.training.configuration import load_config
 
     base = {**DEMO_SETTINGS, "out": out}
     if seeds is not None:

@@ -42,8 +42,8 @@ from prompt_kit.bounds import MAX_BATCH, MAX_BINS, MAX_BUCKETS
 @click.option("--overwrite", is_flag=True, help="Predict every image again in an --out of other predictions.")
 def predict(model, images, out, split, tta, ids, overlays, probabilities, prompts, batch_size, overwrite) -> None:
     """Predict label PNGs (and overlays, probabilities) for images with a teacher folder or a student run."""
-    from distill.prediction import predict_images
-    from distill.test_time_augmentation import TestTimeAugmentation
+    from distill.evaluation.test_time_augmentation import TestTimeAugmentation
+    from distill.unlabelled.prediction import predict_images
 
     augmentation = TestTimeAugmentation.parse(tta)
     record = predict_images(
@@ -110,8 +110,8 @@ def pseudo_label_command(
     batch_size,
 ) -> None:
     """Pseudo-labels: a teacher's confident predictions as a folder: dataset that distill run trains on."""
-    from distill.pseudo_labels import pseudo_label, summary_table
-    from distill.test_time_augmentation import TestTimeAugmentation
+    from distill.evaluation.test_time_augmentation import TestTimeAugmentation
+    from distill.unlabelled.pseudo_labels import pseudo_label, summary_table
 
     record = pseudo_label(
         model, images, out, TestTimeAugmentation.parse(tta), split=split, min_confidence=min_confidence,
@@ -151,7 +151,7 @@ def vdna(model_path, layers, images, split, out, bins, against, ranking, overwri
     """Visual DNA: per-neuron activation histograms of a dataset, and distances between datasets and images."""
     from pathlib import Path
 
-    from distill.vdna import dataset_vdna, ranking_csv
+    from distill.unlabelled.vdna import dataset_vdna, ranking_csv
     from prompt_kit.files import atomic_write_files
     from prompt_kit.outputs import check_new_file
 
@@ -198,9 +198,9 @@ def vdna(model_path, layers, images, split, out, bins, against, ranking, overwri
 @click.option("--overwrite", is_flag=True, help="Start over in an --out that holds an adaptation (damaged or other).")
 def adapt(teacher, student, source, target, out, buckets, order, config_file, overrides, overwrite) -> None:
     """Adapt a student to a target domain in vDNA-ordered buckets of pseudo-labelled images."""
-    from distill.adaptation import AdaptConfig, adapt_table
-    from distill.adaptation import adapt as run_adaptation
-    from distill.configuration import load_config
+    from distill.training.configuration import load_config
+    from distill.unlabelled.adaptation import AdaptConfig, adapt_table
+    from distill.unlabelled.adaptation import adapt as run_adaptation
 
     base = {"teacher": teacher, "student": student, "source": source, "target": target, "out": out}
     config = load_config(AdaptConfig, config_file, list(overrides), {**base, "buckets": buckets, "order": order})
@@ -223,7 +223,7 @@ def adapt_summary(folders) -> None:
     Runs are grouped by setting (their config less the paths and the seed); two settings are
     compared, paired, on the runs both have (same teacher, student, data and seed).
     """
-    from distill.adaptation_summary import (
+    from distill.unlabelled.adaptation_summary import (
         differences_table,
         paired_differences,
         read_adaptation,

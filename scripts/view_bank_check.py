@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from distill.datasets import PairedViews, create_dataset
-from distill.view_bank import BankedTeacherViews, BankSpec, ViewBank
+from distill.kd.view_bank import BankedTeacherViews, BankSpec, ViewBank
 from teacher import TeacherFolder
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/view-bank/teacher")

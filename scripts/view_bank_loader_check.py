@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from distill.run_bank import banked_views, run_views
-from distill.run_config import RunConfig
-from distill.step_sampling import EpochAddressed, StepBatchSampler
-from distill.student_training import _set_up
+from distill.training.run_bank import banked_views, run_views
+from distill.training.run_config import RunConfig
+from distill.training.step_sampling import EpochAddressed, StepBatchSampler
+from distill.training.student import _set_up
 from prompt_kit.yaml_files import read_yaml
 
 teacher_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/view-bank/teacher")

@@ -9,7 +9,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from distill.seed_statistics import t_interval
+from distill.evaluation.seed_statistics import t_interval
 
 out, rows = Path(sys.argv[1]), sys.argv[2:]
 

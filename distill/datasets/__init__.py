@@ -19,7 +19,7 @@ from distill.datasets.label_mapping import (
 )
 from distill.datasets.paired_views import PairedViews, apply_geometry, apply_jitter, params_at
 from distill.datasets.segmentation_dataset import FilePairDataset, SegmentationDataset
-from distill.datasets.street_scene import draw_street_scene
+from distill.datasets.street.scene import draw_street_scene
 from distill.datasets.synthetic import SyntheticStreets, write_synthetic
 
 __all__ = [

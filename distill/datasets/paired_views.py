@@ -11,7 +11,7 @@ augmentations drawn ahead from ``view_seed`` alone (crop box, scale, flip of vie
 ``i``), and the k-th epoch's visit of image ``i`` reads view ``permutation[k mod views]``, a
 permutation of ``0..views-1`` drawn from (``seed``, ``i``, ``k // views``): every view once per
 cycle, in an order that depends on the run's seed. A teacher's output for each view can then be
-computed once and shared by every run (``distill.view_bank``). Colour jitter is still drawn per
+computed once and shared by every run (``distill.kd.view_bank``). Colour jitter is still drawn per
 visit and applied to the student's image only: the teacher sees the view un-jittered, live or
 banked, so a live and a banked run differ only by the bank's float16 storage. ``views=0``
 draws a fresh geometry for every (seed, epoch, image), the way runs without a teacher train.

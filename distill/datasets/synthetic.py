@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from distill.datasets.segmentation_dataset import SegmentationDataset
-from distill.datasets.street_scene import DOMAINS, draw_street_scene
+from distill.datasets.street.scene import DOMAINS, draw_street_scene
 from distill.datasets.taxonomy_choice import require_classes
 from prompt_kit.bounds import MAX_IMAGES, MAX_SEED, MAX_SIDE
 from prompt_kit.errors import PromptKitError

@@ -150,7 +150,7 @@ def trained_teacher(tmp_path_factory):
 
 def kill_after_checkpoint(monkeypatch, step: int, folder_name: str = "last") -> None:
     """Make training die (KeyboardInterrupt) right after writing its ``folder_name`` checkpoint at ``step``."""
-    from distill.training_core import Checkpoints
+    from distill.training.core import Checkpoints
 
     original = Checkpoints.save
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cli.distill_cli import distill
-from distill.adaptation import bucket_order
+from distill.unlabelled.adaptation import bucket_order
 from prompt_kit.errors import PromptKitError
 from tests.distill.conftest import DATA, kill_after_checkpoint
 from tests.distill.test_training import run_args
@@ -73,7 +73,7 @@ def test_a_killed_adaptation_continues_where_it_stopped(runner, trained_teacher,
     out = tmp_path / "adapt"
     with monkeypatch.context() as patch:
         calls = {"n": 0}
-        from distill.training_core import Checkpoints
+        from distill.training.core import Checkpoints
 
         original = Checkpoints.save
 

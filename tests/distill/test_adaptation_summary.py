@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from cli.distill_cli import distill
-from distill.adaptation_summary import paired_differences, read_adaptation, summarise, summary_table
+from distill.unlabelled.adaptation_summary import paired_differences, read_adaptation, summarise, summary_table
 
 
 def write_record(folder, gains, *, seed=0, world="w0", order="asc", guard=None, skipped=(), buckets=None):

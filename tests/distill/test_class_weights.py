@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill.class_weights import CLASS_WEIGHTINGS, class_weights_from_counts, label_pixel_counts
+from distill.training.class_weights import CLASS_WEIGHTINGS, class_weights_from_counts, label_pixel_counts
 from prompt_kit import PromptKitError
 
 

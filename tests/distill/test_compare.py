@@ -104,7 +104,7 @@ def test_table_numbers_are_read_from_the_run_folders(finished):
 def test_rerun_skips_finished_cells_and_resumes_a_killed_one(finished, runner, tmp_path, monkeypatch):
     import shutil
 
-    import distill.teacher_training as teacher_training
+    import distill.training.prompt_teacher as teacher_training
 
     out = tmp_path / "again"
     shutil.copytree(finished[0], out)
@@ -194,8 +194,8 @@ def test_demo_runs_the_whole_comparison(runner, tmp_path):
 
 def test_demo_command_uses_the_documented_settings(runner, tmp_path, monkeypatch):
     """Without options the demo runs DEMO_SETTINGS (2 teacher seeds, 1 student each), not CompareConfig's defaults."""
-    import distill.compare as compare
-    from distill.demo import DEMO_SETTINGS
+    import distill.compare.run as compare
+    from distill.compare.demo import DEMO_SETTINGS
 
     seen = []
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from distill.configuration import apply_overrides, config_to_yaml, load_config
+from distill.training.configuration import apply_overrides, config_to_yaml, load_config
 from prompt_kit import PromptKitError
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.evaluation import (
+from distill.evaluation.metrics import (
     ConfusionMatrix,
     confusion_matrix,
     iou_per_class,

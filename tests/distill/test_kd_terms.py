@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from safetensors.torch import load_file
 
 from cli.distill_cli import distill
-from distill.kd_terms import KDTermSpec, WeightSchedule, shorthand_specs
+from distill.kd.terms import KDTermSpec, WeightSchedule, shorthand_specs
 from tests.distill.conftest import DATA, kill_after_checkpoint
 
 

@@ -1,6 +1,6 @@
 """Every registered KD loss against an independent float64 reference written here with plain loops.
 
-The references use numpy and the textbook formulas only (no helper of ``distill.losses``), on small
+The references use numpy and the textbook formulas only (no helper of ``distill.kd.losses``), on small
 random inputs with some ignored pixels. Shared behaviour (zero for identical inputs, gradients,
 ignored pixels, alignment) is checked for every name in ``list_losses()``, so a new loss is tested
 the moment it is registered.
@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.losses import WeightedSum, create_loss, list_losses, parse_kd_spec
+from distill.kd.losses import WeightedSum, create_loss, list_losses, parse_kd_spec
 
 B, C, H, W = 2, 4, 5, 6
 

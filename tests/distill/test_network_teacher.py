@@ -156,7 +156,7 @@ def test_prompts_for_a_network_teacher_are_refused(runner, network_teacher_dir, 
 
 
 def test_a_config_file_overrides_the_network_teacher_defaults(tmp_path):
-    from distill.network_teacher import NETWORK_TEACHER_DEFAULTS, network_teacher_config
+    from distill.training.network_teacher import NETWORK_TEACHER_DEFAULTS, network_teacher_config
 
     (tmp_path / "c.yaml").write_text("steps: 7\n")
     config = network_teacher_config("efficientnet_lite2", {"out": str(tmp_path / "t")}, str(tmp_path / "c.yaml"))

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.kd_terms import WeightSchedule
-from distill.losses import create_loss
+from distill.kd.losses import create_loss
+from distill.kd.terms import WeightSchedule
 
 # -- DIST: hunto/DIST_KD @ 2418f18b1fedd7c2646a7b1b9a27d5c674c2170b ------------------------------------------
 
@@ -143,7 +143,7 @@ def test_cirkd_pool_from_256_equals_the_official_code_at_head():
 
 
 def test_cirkd_refuses_similarities_that_do_not_fit_in_memory():
-    from distill.losses.cirkd import CrossImagePixelPairs
+    from distill.kd.losses.cirkd import CrossImagePixelPairs
 
     huge = torch.zeros(64, 2, 512, 512)  # 16.7M pixels: (1.7e7)^2 similarities
     with pytest.raises(Exception, match="max_size=32"):

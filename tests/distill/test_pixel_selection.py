@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill.losses import kd_pixel_mask
+from distill.kd.losses import kd_pixel_mask
 
 IGNORE = 11
 

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from cli.distill_cli import distill
 from distill.datasets import create_dataset
-from distill.prediction import dataset_id_table
-from distill.test_time_augmentation import TestTimeAugmentation, predict_probabilities, scaled_size
+from distill.evaluation.test_time_augmentation import TestTimeAugmentation, predict_probabilities, scaled_size
+from distill.unlabelled.prediction import dataset_id_table
 from prompt_kit.errors import PromptKitError
 from teacher import TeacherFolder
 from tests.distill.conftest import random_image, save_image

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cli.distill_cli import distill
 from distill.datasets import create_dataset
-from distill.pseudo_labels import BINS, class_balanced_thresholds, confidence_and_entropy, keep_mask
+from distill.unlabelled.pseudo_labels import BINS, class_balanced_thresholds, confidence_and_entropy, keep_mask
 from prompt_kit.errors import PromptKitError
 from tests.distill.test_prediction import photos
 
@@ -142,7 +142,7 @@ def test_bad_filters_are_one_line_errors(runner, trained_teacher, tmp_path, extr
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.1, 1.5])
 def test_the_filters_are_checked_from_python_too(value):
     """NaN compares false with every pixel, so it would keep nothing: refused, as a threshold out of range is."""
-    from distill.pseudo_labels import check_filters
+    from distill.unlabelled.pseudo_labels import check_filters
 
     with pytest.raises(PromptKitError, match="out of range: give a finite number in"):
         check_filters(value, None, None)

@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy import stats
 
-from distill.seed_statistics import mean_std, paired_difference, t_interval
+from distill.evaluation.seed_statistics import mean_std, paired_difference, t_interval
 
 
 def test_t_interval_of_two_teacher_seeds_by_hand():
@@ -91,7 +91,7 @@ def test_mean_std():
 
 
 def test_rank_correlation_with_its_fisher_interval():
-    from distill.seed_statistics import rank_correlation
+    from distill.evaluation.seed_statistics import rank_correlation
 
     x = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
     y = [0.30, 0.31, 0.35, 0.33, 0.36, 0.40, 0.39, 0.42]
@@ -107,7 +107,7 @@ def test_rank_correlation_with_its_fisher_interval():
 
 
 def test_gain_with_one_teacher_is_the_paired_interval_over_student_seeds():
-    from distill.seed_statistics import gain_over_baseline
+    from distill.evaluation.seed_statistics import gain_over_baseline
 
     kd = {(0, 0): 0.52, (0, 1): 0.55, (0, 2): 0.53}
     base = {0: 0.50, 1: 0.51, 2: 0.515}
@@ -119,7 +119,7 @@ def test_gain_with_one_teacher_is_the_paired_interval_over_student_seeds():
 
 
 def test_gain_with_one_student_seed_says_the_baseline_noise_is_left_out():
-    from distill.seed_statistics import gain_over_baseline
+    from distill.evaluation.seed_statistics import gain_over_baseline
 
     gain = gain_over_baseline({(0, 0): 0.52, (1, 0): 0.54, (2, 0): 0.50}, {0: 0.50})
     reference = t_interval([0.02, 0.04, 0.0], "teacher seed")
@@ -128,7 +128,7 @@ def test_gain_with_one_student_seed_says_the_baseline_noise_is_left_out():
 
 
 def test_gain_interval_covers_about_95_percent_with_teacher_and_baseline_noise():
-    from distill.seed_statistics import gain_over_baseline
+    from distill.evaluation.seed_statistics import gain_over_baseline
 
     rng = random.Random(2)
     trials, covered = 600, 0

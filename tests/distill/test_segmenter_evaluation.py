@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from distill.datasets import PairedViews, SyntheticStreets
-from distill.evaluation import ConfusionMatrix
-from distill.segmenter_evaluation import Segmenter, evaluate_segmenters
-from distill.training_core import make_accelerator
+from distill.evaluation.metrics import ConfusionMatrix
+from distill.evaluation.segmenter import Segmenter, evaluate_segmenters
+from distill.training.core import make_accelerator
 
 LABEL_SIZE = (24, 32)
 TEACHER_SIZE = (48, 64)

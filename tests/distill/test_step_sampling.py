@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from distill.step_sampling import StepBatchSampler
+from distill.training.step_sampling import StepBatchSampler
 
 
 def test_resuming_replays_the_same_batches():

@@ -10,7 +10,7 @@ from accelerate import Accelerator
 
 from distill.datasets import PairedViews, create_dataset
 from distill.datasets.paired_views import apply_geometry
-from distill.teacher_outputs import (
+from distill.kd.teacher_outputs import (
     CACHE_FOLDER,
     CachedTeacherViews,
     cache_key,
@@ -48,7 +48,7 @@ def test_cache_is_computed_once_and_reused(trained_teacher, loaded, monkeypatch)
     data = create_dataset(DATA, "train")
     accelerator = Accelerator(cpu=True)
     first = cached_teacher_logits(teacher, trained_teacher, DATA, data, SIZE, accelerator)
-    import distill.teacher_outputs as outputs
+    import distill.kd.teacher_outputs as outputs
 
     def not_again(*args, **kwargs):
         raise AssertionError("the cache was recomputed")

@@ -11,7 +11,7 @@ import torch
 from cli.distill_cli import distill
 from distill.datasets import PairedViews, create_dataset
 from distill.datasets.factory import split_mixed_spec
-from distill.student_training import teacher_confidence
+from distill.training.student import teacher_confidence
 from prompt_kit.errors import PromptKitError
 from tests.distill.conftest import DATA, random_image, save_image
 

@@ -10,7 +10,7 @@ import torch
 from scipy.stats import wasserstein_distance
 
 from cli.distill_cli import distill
-from distill.vdna import VisualDNA, compute_vdna, earth_movers_distance, histogram, vdna_distance
+from distill.unlabelled.vdna import VisualDNA, compute_vdna, earth_movers_distance, histogram, vdna_distance
 from prompt_kit.errors import PromptKitError
 from tests.distill.conftest import save_image
 

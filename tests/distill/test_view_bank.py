@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-import distill.view_bank as view_bank
+import distill.kd.view_bank as view_bank
 from distill.datasets import PairedViews, create_dataset
 from distill.datasets.paired_views import apply_geometry
-from distill.run_config import RunConfig
-from distill.view_bank import BankedTeacherViews, BankSpec, ViewBank, bank_folder, ensure_view_bank
+from distill.kd.view_bank import BankedTeacherViews, BankSpec, ViewBank, bank_folder, ensure_view_bank
+from distill.training.run_config import RunConfig
 from prompt_kit.errors import PromptKitError
 from teacher import TeacherFolder
 from tests.distill.conftest import DATA

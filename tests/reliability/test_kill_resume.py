@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import distill.checkpoints as checkpoint_files
-import distill.training_core as core
+import distill.training.checkpoints as checkpoint_files
+import distill.training.core as core
 from cli.distill_cli import distill
 from tests.reliability.conftest import DATA, kill_after_checkpoint
 
@@ -29,7 +29,7 @@ def run_args(out: Path, *extra: str) -> list[str]:
 
 
 def _kill_on_write(patch, function: str, name: str, occurrence: int) -> None:
-    """The ``occurrence``-th call of ``distill.checkpoints.<function>`` writing a file called ``name`` raises."""
+    """The ``occurrence``-th call of ``checkpoints.<function>`` writing a file called ``name`` raises."""
     original = getattr(checkpoint_files, function)
     seen = {"count": 0}
 
@@ -75,7 +75,7 @@ def _kill_in_step(patch, step: int) -> None:
 
         return original(**{**kwargs, "loss_fn": dying})
 
-    patch.setattr("distill.student_training.train_steps", train_steps)
+    patch.setattr("distill.training.student.train_steps", train_steps)
 
 
 KILLS = {

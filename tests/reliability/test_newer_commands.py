@@ -266,7 +266,7 @@ def test_adapt_to_a_target_without_labels_reports_the_forgetting(runner, trained
 def test_adapt_continues_after_a_kill_while_pseudo_labelling(
     runner, trained_teacher, finished_student, tmp_path, monkeypatch
 ):
-    import distill.pseudo_labels as pseudo_labels
+    import distill.unlabelled.pseudo_labels as pseudo_labels
 
     out = tmp_path / "adapt"
     with monkeypatch.context() as patch:
@@ -305,7 +305,7 @@ def test_vdna_against_takes_its_bins(runner, finished_student, tmp_path):
     result = runner.invoke(distill, [*base, "--against", str(source), "--out", str(target), "--ranking",
                                      str(tmp_path / "rank.csv")])  # fmt: skip
     assert result.exit_code == 0, result.output
-    from distill.vdna import VisualDNA
+    from distill.unlabelled.vdna import VisualDNA
 
     assert VisualDNA.load(target).bins == 30 and (tmp_path / "rank.csv").is_file()
     again = runner.invoke(distill, [*base, "--against", str(source), "--out", str(target), "--overwrite"])
@@ -343,7 +343,7 @@ def test_a_copied_run_folder_is_still_refused_as_an_output(runner, finished_stud
 
 def test_a_constant_neuron_keeps_an_increasing_range_that_its_own_vdna_file_passes(tmp_path):
     """A ReLU6 stuck at 6: a span floor of 1e-6 fell below float32's resolution there, and the file was refused."""
-    from distill.vdna import VisualDNA, histogram, ranges_from
+    from distill.unlabelled.vdna import VisualDNA, histogram, ranges_from
 
     features = torch.full((2, 3, 4, 4), 6.0)
     ranges = ranges_from(features)

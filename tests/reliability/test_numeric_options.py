@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 from cli.distill_cli import distill
 from cli.parameters import Number
 from cli.promptkit_cli import promptkit
-from distill.adaptation import AdaptConfig
-from distill.compare import CompareConfig
-from distill.configuration import load_config
-from distill.kd_terms import KDTermSpec, WeightSchedule
-from distill.run_config import RunConfig
-from distill.teacher_training import TeacherTrainingConfig
+from distill.compare.plan import CompareConfig
+from distill.kd.terms import KDTermSpec, WeightSchedule
+from distill.training.configuration import load_config
+from distill.training.prompt_teacher import TeacherTrainingConfig
+from distill.training.run_config import RunConfig
+from distill.unlabelled.adaptation import AdaptConfig
 from prompt_kit.errors import PromptKitError
 from prompt_kit.readers import parse_yaml
 from teacher.config import TeacherConfig

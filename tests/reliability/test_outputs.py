@@ -60,7 +60,7 @@ def test_a_set_that_cannot_be_saved_leaves_no_report(runner, tmp_path):
 
 def _loss_becomes(monkeypatch, value: float) -> None:
     """The cross-entropy returns ``value`` (a config can no longer ask for it: ``ce_weight=.nan`` is refused)."""
-    import distill.student_training as student_training
+    import distill.training.student as student_training
 
     original = student_training.F.cross_entropy
 

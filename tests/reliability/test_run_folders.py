@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cli.distill_cli import distill
-from distill.run_folder import LOCK_NAME, FolderLock, config_digest
+from distill.training.run_folder import LOCK_NAME, FolderLock, config_digest
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
 from tests.reliability.conftest import DATA, assert_clean_error, kill_after_checkpoint, tiny_teacher_args

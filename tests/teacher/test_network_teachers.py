@@ -6,7 +6,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from distill.losses import create_loss
+from distill.kd.losses import create_loss
 from student import create_student, list_teacher_networks, normalize_images
 from teacher import FeatureInfo, NetworkTeacher, PromptConditionedTeacher, freeze
 from tests.teacher.conftest import random_embeddings
@@ -70,7 +70,7 @@ def test_a_kd_step_moves_the_student_and_not_the_teacher(network_teacher):
 
 def test_cached_outputs_equal_the_live_teacher(network_teacher):
     from distill.datasets import PairedViews, create_dataset
-    from distill.teacher_outputs import compute_teacher_logits
+    from distill.kd.teacher_outputs import compute_teacher_logits
 
     data = create_dataset("synthetic:count=3,size=32x48", "train")
     names = data.taxonomy.class_names

@@ -151,7 +151,7 @@ def test_a_tiny_teacher_saved_before_the_head_fix_is_refused(tmp_path):
 @pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_lite2"])
 def test_a_teacher_on_frozen_imagenet_features(backbone, tmp_path):
     """The UNet denoises a pretrained backbone's feature map; the backbone stays frozen and out of the folder."""
-    from distill.teacher_training import denoiser_loss
+    from distill.training.prompt_teacher import denoiser_loss
     from student.efficientnet_lite import imagenet_weights_path
 
     teacher = tiny_teacher(latent=backbone, latent_stride=8)
@@ -192,7 +192,7 @@ def test_a_latent_that_does_not_fit_is_a_clear_error():
 
 def test_a_finetuned_feature_latent_trains_and_is_saved(tmp_path):
     """finetune_latent: the segmentation loss reaches the backbone, the denoiser's does not, and the folder keeps it."""
-    from distill.teacher_training import denoiser_loss
+    from distill.training.prompt_teacher import denoiser_loss
 
     teacher = tiny_teacher(latent="efficientnet_lite0", latent_stride=8, finetune_latent=True)
     embeddings = random_embeddings()

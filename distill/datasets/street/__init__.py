@@ -1,0 +1,1 @@
+"""The synthetic street renderer: CamVid-like scenes drawn procedurally, with domain shifts."""

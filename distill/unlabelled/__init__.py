@@ -1,0 +1,1 @@
+"""Unlabelled images: predictions, pseudo-labels, vDNA ordering and bucketed adaptation."""
