@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from distill.datasets import PairedViews, create_dataset
 from distill.training.run_config import RunConfig
 from distill.training.student import train_student
-from student import create_student, normalize_images
+from networks import create_network, normalize_images
 
 SIZE = (96, 128)
 
@@ -31,7 +31,7 @@ def bare_loop(student_name: str, steps: int, batch_size: int) -> float:
     torch.manual_seed(0)
     data = PairedViews(create_dataset("synthetic", "train"), SIZE, SIZE, train=True, seed=0)
     loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True)
-    model = create_student(student_name, 11)
+    model = create_network(student_name, 11)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     start = time.perf_counter()
     done = 0

@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from student import create_student, list_students
+from networks import create_network, list_students
 
 NUM_CLASSES = 11  # CamVid
 
@@ -28,7 +28,7 @@ def train_step_ms(
 ) -> tuple[float, float]:
     """Return (parameters in millions, median milliseconds per training step) for one student."""
     torch.manual_seed(0)
-    model = create_student(name, NUM_CLASSES).train()
+    model = create_network(name, NUM_CLASSES).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, size, size, generator=generator)

@@ -17,8 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from networks import create_network, normalize_images
 from prompt_kit.class_embeddings import ClassEmbeddings
-from student import create_student, normalize_images
 from teacher import DiffusionSegTeacher, TeacherConfig
 
 SIZES = [(64, 96), (96, 128), (128, 176)]  # multiples of 16, the default teacher's
@@ -78,7 +78,7 @@ def main() -> None:
     teacher = DiffusionSegTeacher(TeacherConfig(num_classes=11, embedding_dim=384))
     # the previous default (UNet on the image unshuffled by 2): the baseline the default is compared with
     baseline = DiffusionSegTeacher(TeacherConfig(num_classes=11, embedding_dim=384, space_to_depth=2))
-    student = create_student("tiny", 11)
+    student = create_network("tiny", 11)
     emb = embeddings()
     t_opt = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], 1e-4)
     b_opt = torch.optim.AdamW([p for p in baseline.parameters() if p.requires_grad], 1e-4)

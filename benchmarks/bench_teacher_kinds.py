@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from bench_teacher import embeddings as random_class_embeddings  # the same MiniLM-sized embeddings
 from bench_teacher import median_seconds
 
-from student import create_student, list_teacher_networks
+from networks import create_network, list_teacher_networks
 from teacher import (
     DiffusionSegTeacher,
     EmbeddingClassifiedNetwork,
@@ -50,7 +50,7 @@ def build(kind: str):
         model = EmbeddingClassifiedNetwork(config, imagenet=False)
         embeddings = random_class_embeddings()
         return model, (lambda images: model(images, embeddings)), PromptConditionedTeacher(model, embeddings)
-    network = create_student(kind, CLASSES)
+    network = create_network(kind, CLASSES)
     teacher = NetworkTeacher(network, names, name=kind)
     return network, (lambda images: teacher.predict(images)[0]), teacher
 

@@ -44,8 +44,8 @@ from distill.training.network_teacher import network_teacher_config
 from distill.training.run_bank import run_views
 from distill.training.run_config import RunConfig
 from distill.training.student import build_network, evaluate_student, load_run_teacher, train_student
-from student import normalize_images
-from student.registry import OFFLINE_IMAGENET_NETWORKS
+from networks import normalize_images
+from networks.registry import OFFLINE_IMAGENET_NETWORKS
 
 
 class StudentInputs(Dataset):

@@ -144,7 +144,7 @@ def teacher(
 @distill.command()
 def networks() -> None:
     """List the registered networks: students and teacher-size networks (for --student and --model)."""
-    from student import list_students, list_teacher_networks
+    from networks import list_students, list_teacher_networks
 
     click.echo("students: " + ", ".join(list_students()))
     click.echo("teacher-size networks: " + ", ".join(list_teacher_networks()))

@@ -103,7 +103,7 @@ class TeacherConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
         if self.architecture == "network":
-            from student import list_networks
+            from networks import list_networks
 
             if self.network not in list_networks():
                 raise ValueError(f"unknown network {self.network!r}: choose one of {', '.join(list_networks())}")

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import torch
 
+from networks import create_network, normalize_images
+from networks.feature_info import FeatureInfo
+from networks.registry import OFFLINE_IMAGENET_NETWORKS
 from prompt_kit.class_embeddings import ClassEmbeddings
-from student import create_student, normalize_images
-from student.registry import OFFLINE_IMAGENET_NETWORKS
 from teacher.config import TeacherConfig
 from teacher.head import EmbeddingClassifier
 
@@ -38,7 +39,7 @@ class EmbeddingClassifiedNetwork(torch.nn.Module):
         super().__init__()
         self.config = config
         weights = "imagenet" if imagenet and config.network in OFFLINE_IMAGENET_NETWORKS else None
-        self.network = create_student(config.network, config.num_classes, pretrained=weights)
+        self.network = create_network(config.network, config.num_classes, pretrained=weights)
         self.network.classifier.requires_grad_(False)
         self.classifier = EmbeddingClassifier(
             self.network.feature_channels["decoder"],
@@ -47,6 +48,11 @@ class EmbeddingClassifiedNetwork(torch.nn.Module):
             config.class_projection,
             config.logit_scale,
         )
+
+    @property
+    def feature_info(self) -> list[FeatureInfo]:
+        """The network's declared maps (``encoder``, ``decoder``): what :meth:`forward` returns as features."""
+        return list(self.network.feature_info)
 
     @property
     def input_multiple(self) -> int:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student import create_student, normalize_images
+from networks import create_network, normalize_images
 
 FEATURE_LATENTS = ("efficientnet_lite0", "efficientnet_lite2")
 
@@ -33,19 +33,12 @@ class BackboneFeatureLatent(nn.Module):
         super().__init__()
         if backbone not in FEATURE_LATENTS:
             raise ValueError(f"unknown feature latent {backbone!r}: choose one of {', '.join(FEATURE_LATENTS)}")
-        network = create_student(backbone, 2, pretrained="imagenet" if pretrained else None)
-        blocks = network.backbone._blocks
-        strides, total = [], 2  # the stem halves the resolution
-        for block in blocks:
-            total *= block._depthwise_conv.stride[0]
-            strides.append(total)
-        if stride not in strides:
-            raise ValueError(f"{backbone} has feature maps at strides {sorted(set(strides))}, not {stride}")
-        last = max(index for index, value in enumerate(strides) if value == stride)
+        network = create_network(backbone, 2, pretrained="imagenet" if pretrained else None)
+        stem, blocks, channels = network.encoder_to_stride(stride)
         self.stride = stride
-        self.stem = nn.Sequential(network.backbone._conv_stem, network.backbone._bn0, network.backbone._swish)
-        self.blocks = nn.ModuleList(blocks[: last + 1])
-        self.channels = blocks[last]._block_args.output_filters
+        self.stem = stem
+        self.blocks = nn.ModuleList(blocks)
+        self.channels = channels
         self.trainable = trainable
         self.requires_grad_(trainable)
         self.eval()

@@ -180,7 +180,7 @@ class TeacherFolder:
         return freeze(self._load_network())
 
     def _load_network(self) -> Teacher:
-        from student import create_student, list_networks
+        from networks import create_network, list_networks
         from teacher.network import NetworkTeacher
 
         record = self.network_record
@@ -190,7 +190,7 @@ class TeacherFolder:
         weights = self.path / NETWORK_WEIGHTS
         if not weights.is_file():
             raise PromptKitError(f"{self.path} has no {NETWORK_WEIGHTS}: the run did not finish its first evaluation")
-        network = create_student(name, len(class_names))
+        network = create_network(name, len(class_names))
         try:
             network.load_state_dict(read_safetensors(weights, "network teacher weights"))
         except RuntimeError as exc:

@@ -10,21 +10,12 @@ frozen: it is built in eval mode without gradients, and the student trainer neve
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from networks.feature_info import FeatureInfo
 from prompt_kit.errors import PromptKitError
-
-
-@dataclass(frozen=True)
-class FeatureInfo:
-    """One named feature map of a teacher: ``channels`` at ``stride`` (input pixels per map pixel)."""
-
-    name: str
-    channels: int
-    stride: int
 
 
 class Teacher(nn.Module):
@@ -71,20 +62,28 @@ class Teacher(nn.Module):
                 f"{max(multiple, height // multiple * multiple)}x{max(multiple, width // multiple * multiple)}"
             )
 
+    def declared_feature_info(self) -> list[FeatureInfo] | None:
+        """The feature maps as the model declares them (a registered network does), or None to measure."""
+        return None
+
     @property
     def feature_info(self) -> list[FeatureInfo]:
-        """Each named feature map's channels and stride, read once from a dry forward on a small image."""
+        """Each named feature map's channels and stride: declared by the network, else read once from a
+        dry forward on a small image (the diffusion teacher's maps depend on its whole config)."""
         if self._feature_info is None:
-            side = 2 * max(self.input_multiple, 16)
-            parameter = next(self.parameters(), None)
-            device = parameter.device if parameter is not None else torch.device("cpu")
-            with torch.no_grad():
-                _, features = self.predict(torch.zeros(1, 3, side, side, device=device))
-            self._feature_info = [
-                FeatureInfo(name, int(value.shape[1]), max(1, side // int(value.shape[-1])))
-                for name, value in features.items()
-            ]
+            self._feature_info = self.declared_feature_info() or self._measured_feature_info()
         return self._feature_info
+
+    def _measured_feature_info(self) -> list[FeatureInfo]:
+        side = 2 * max(self.input_multiple, 16)
+        parameter = next(self.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        with torch.no_grad():
+            _, features = self.predict(torch.zeros(1, 3, side, side, device=device))
+        return [
+            FeatureInfo(name, int(value.shape[1]), max(1, side // int(value.shape[-1])))
+            for name, value in features.items()
+        ]
 
     @property
     def identity(self) -> str:

@@ -198,6 +198,15 @@ class DiffusionSegTeacher(nn.Module):
         self._features, self.recorder.maps = [], []
         return features, maps
 
+    def record_features(self, enabled: bool) -> None:
+        """Turn the feature and cross-attention recording on or off, dropping what was recorded.
+
+        Off while the denoiser is pretrained (its UNet calls are not the teacher's forward), on for
+        segmentation training and inference.
+        """
+        self.recorder.enabled = enabled
+        self._features, self.recorder.maps = [], []
+
     def forward(
         self,
         images: torch.Tensor,

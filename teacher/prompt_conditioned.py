@@ -12,6 +12,7 @@ import dataclasses
 
 import torch
 
+from networks.feature_info import FeatureInfo
 from prompt_kit.class_embeddings import ClassEmbeddings
 from teacher.checkpoint import PromptTeacherModel
 from teacher.interface import Teacher
@@ -36,6 +37,9 @@ class PromptConditionedTeacher(Teacher):
         return dataclasses.replace(
             self._meta, tokens=self.tokens, attention_mask=self.attention_mask, pooled=self.pooled
         )
+
+    def declared_feature_info(self) -> list[FeatureInfo] | None:
+        return getattr(self.model, "feature_info", None)
 
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.model(images, self.embeddings, return_features=True)

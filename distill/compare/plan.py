@@ -153,7 +153,7 @@ def teacher_label(spec: str) -> str:
 
 def teacher_is_folder(spec: str) -> bool:
     """A ``teachers`` entry names an existing folder (used as it is) rather than a network to train."""
-    from student import list_networks
+    from networks import list_networks
 
     if Path(spec).is_dir():
         return True

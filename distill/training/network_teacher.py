@@ -18,7 +18,7 @@ from typing import Any
 
 from distill.training.configuration import load_config
 from distill.training.run_config import RunConfig, require_student
-from student.registry import OFFLINE_IMAGENET_NETWORKS
+from networks.registry import OFFLINE_IMAGENET_NETWORKS
 
 # Sized for two CPU cores: EfficientNet-Lite2 at 192x256 trains at ~2 steps/s, 2000 steps in ~20 min, to val
 # mIoU 0.667 on CamVid (README, "Real CamVid: a network teacher above the student"). Evaluated once, at the end:
@@ -40,7 +40,7 @@ def network_teacher_config(
     """The RunConfig that trains ``model`` as a teacher: no KD, teacher-sized defaults, the user's options on top.
 
     Args:
-        model: a registered network name (``student.list_networks``).
+        model: a registered network name (``networks.list_networks``).
         options: command-line values (None: not given): ``data``, ``out``, ``steps``, ``image_size``,
             ``batch_size``, ``seed``, ``pretrained``.
     """

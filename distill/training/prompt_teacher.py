@@ -282,7 +282,7 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
         optimizer = torch.optim.AdamW([p for p in model.unet.parameters() if p.requires_grad], lr=config.denoiser_lr)
         scheduler = constant_schedule(optimizer)
         optimizer = accelerator.prepare(optimizer)  # schedulers stay unprepared (see distill run)
-        model.recorder.enabled = False
+        model.record_features(False)
 
         def denoiser_step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
             return denoiser_loss(model, device_embeddings, batch["teacher_image"]), {}
@@ -303,8 +303,7 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
             # the denoiser's forward bypasses the DDP wrapper (it is not the teacher's forward): sync by hand
             synced_by_hand=[p for p in model.unet.parameters() if p.requires_grad],
         )
-        model.recorder.enabled = True
-        model._features = []
+        model.record_features(True)
 
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)

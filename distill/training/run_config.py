@@ -17,6 +17,7 @@ from distill.kd.losses.pixel_selection import KdPixels
 from distill.kd.terms import KDTerm, KDTermSpec, build_terms, shorthand_specs
 from distill.training.class_weights import ClassWeighting
 from distill.training.configuration import ImageSize
+from networks import list_networks
 from prompt_kit.bounds import (
     MAX_SCALE,
     STRICT,
@@ -36,7 +37,6 @@ from prompt_kit.bounds import (
     real,
 )
 from prompt_kit.errors import PromptKitError
-from student import list_networks
 
 TeacherCache = Literal["views", "image", "live"]
 TEACHER_CACHES: tuple[str, ...] = get_args(TeacherCache)

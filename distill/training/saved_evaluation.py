@@ -125,13 +125,13 @@ def evaluate_teacher_folder(
 def _evaluate_student_run(path: Path, data: str | None, split: str, accelerator, augmentation) -> dict[str, Any]:
     from distill.training.run_config import RunConfig
     from distill.training.student import evaluate_student
-    from student import create_student
+    from networks import create_network
 
     folder, weights = find_run_folder(path)
     config = RunConfig.model_validate(_read_config(folder))
     spec = data or config.data
     dataset = create_dataset(spec, split)
-    model = create_student(config.student, dataset.taxonomy.num_classes)
+    model = create_network(config.student, dataset.taxonomy.num_classes)
     try:
         model.load_state_dict(read_safetensors(weights, "student weights"))
     except RuntimeError as exc:

@@ -45,10 +45,10 @@ from distill.training.provenance import provenance
 from distill.training.run_bank import banked_views, run_views
 from distill.training.run_config import RunConfig, kd_terms, require_student, train_views
 from distill.training.run_folder import RunFolder, open_run_folder
+from networks import NETWORKS, create_network, normalize_images
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
 from prompt_kit.readers import read_safetensors
-from student import NETWORKS, create_student, normalize_images
 from teacher import Teacher, TeacherFolder, write_network_descriptor
 
 RUN_CHECKPOINT = Path("checkpoints") / "last"
@@ -81,9 +81,9 @@ def load_run_teacher(config: RunConfig, data_classes: list[str] | None = None) -
 def build_network(config: RunConfig, num_classes: int):
     """The registered network, with backbone weights (``student_pretrained``) or whole weights (``init_weights``)."""
     try:
-        network = create_student(config.student, num_classes, pretrained=config.student_pretrained)
+        network = create_network(config.student, num_classes, pretrained=config.student_pretrained)
         if config.init_weights:
-            from student.pretrained import load_network_weights
+            from networks.pretrained import load_network_weights
 
             load_network_weights(network, config.init_weights)
     except (ValueError, FileNotFoundError, ImportError) as exc:
@@ -122,7 +122,7 @@ class _Setup(NamedTuple):
 def _set_up(config: RunConfig) -> _Setup:
     """Data, teacher and student of a run, checked against each other, and one dry forward of both."""
     require_student(config.student)
-    multiple = getattr(NETWORKS[config.student], "input_multiple", 1)
+    multiple = NETWORKS[config.student].input_multiple
     if any(side % multiple for side in config.student_size):
         raise PromptKitError(
             f"{config.student} needs sides that are multiples of {multiple}: student_size {list(config.student_size)}"
@@ -382,7 +382,7 @@ def _final_metrics(
     config, accelerator, folder, val_data, teacher, teacher_size, state, checksums, start_time, teacher_cost
 ):
     out = folder.path
-    best = create_student(config.student, val_data.taxonomy.num_classes)
+    best = create_network(config.student, val_data.taxonomy.num_classes)
     best.load_state_dict(read_safetensors(out / BEST_WEIGHTS, "best student weights"))
     best = best.to(accelerator.device, memory_format=config.memory_format)
     evaluated = evaluate_student(

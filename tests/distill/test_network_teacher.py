@@ -107,7 +107,7 @@ def test_a_torchvision_checkpoint_is_a_teacher_without_training(runner, tmp_path
     images = torch.rand(2, 3, 32, 48, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours = F.interpolate(teacher(images), size=(32, 48), mode="bilinear", align_corners=False)
-        from student import normalize_images
+        from networks import normalize_images
 
         reference = theirs(normalize_images(images))["out"]
     torch.testing.assert_close(ours, reference, atol=1e-4, rtol=1e-4)

@@ -7,7 +7,7 @@ import torch
 from accelerate import Accelerator
 
 from distill.kd.losses import create_loss
-from student import create_student, list_teacher_networks, normalize_images
+from networks import create_network, list_teacher_networks, normalize_images
 from teacher import FeatureInfo, NetworkTeacher, PromptConditionedTeacher, freeze
 from tests.teacher.conftest import random_embeddings
 
@@ -22,7 +22,7 @@ def _images(batch: int = 2) -> torch.Tensor:
 @pytest.fixture(scope="module", params=list_teacher_networks())
 def network_teacher(request) -> NetworkTeacher:
     torch.manual_seed(0)
-    return freeze(NetworkTeacher(create_student(request.param, len(CLASSES)), CLASSES, name=request.param))
+    return freeze(NetworkTeacher(create_network(request.param, len(CLASSES)), CLASSES, name=request.param))
 
 
 def test_registry_holds_the_teacher_sizes_the_issue_names():
@@ -56,7 +56,7 @@ def test_forward_gives_logits_and_the_features_feature_info_describes(network_te
 
 def test_a_kd_step_moves_the_student_and_not_the_teacher(network_teacher):
     images = _images()
-    student = create_student("tiny", len(CLASSES)).train()
+    student = create_network("tiny", len(CLASSES)).train()
     before = [p.detach().clone() for p in network_teacher.parameters()]
     with torch.no_grad():
         teacher_logits = network_teacher(images)
@@ -75,7 +75,7 @@ def test_cached_outputs_equal_the_live_teacher(network_teacher):
     data = create_dataset("synthetic:count=3,size=32x48", "train")
     names = data.taxonomy.class_names
     torch.manual_seed(0)
-    teacher = freeze(NetworkTeacher(create_student(network_teacher.name, len(names)), names, name=network_teacher.name))
+    teacher = freeze(NetworkTeacher(create_network(network_teacher.name, len(names)), names, name=network_teacher.name))
     cached = compute_teacher_logits(teacher, data, (HEIGHT, WIDTH), Accelerator(cpu=True), batch_size=2)
     assert cached.dtype == torch.float16 and cached.shape[:2] == (3, len(names))
     image = PairedViews(data, teacher_size=(HEIGHT, WIDTH), student_size=None, train=False)[1]["teacher_image"]
@@ -86,18 +86,18 @@ def test_cached_outputs_equal_the_live_teacher(network_teacher):
 
 def test_identity_follows_the_weights():
     torch.manual_seed(0)
-    same = NetworkTeacher(create_student("tiny", len(CLASSES)), CLASSES)
+    same = NetworkTeacher(create_network("tiny", len(CLASSES)), CLASSES)
     torch.manual_seed(0)
-    again = NetworkTeacher(create_student("tiny", len(CLASSES)), CLASSES)
+    again = NetworkTeacher(create_network("tiny", len(CLASSES)), CLASSES)
     torch.manual_seed(1)
-    other = NetworkTeacher(create_student("tiny", len(CLASSES)), CLASSES)
+    other = NetworkTeacher(create_network("tiny", len(CLASSES)), CLASSES)
     assert same.identity == again.identity != other.identity
 
 
 def test_a_size_off_the_input_multiple_is_a_one_line_error():
     from prompt_kit.errors import PromptKitError
 
-    teacher = NetworkTeacher(create_student("deeplabv3plus_resnet101", len(CLASSES)), CLASSES)
+    teacher = NetworkTeacher(create_network("deeplabv3plus_resnet101", len(CLASSES)), CLASSES)
     assert teacher.input_multiple == 16
     with pytest.raises(PromptKitError, match="not a multiple of 16") as error:
         teacher(torch.rand(1, 3, 40, 48))

@@ -152,7 +152,7 @@ def test_a_tiny_teacher_saved_before_the_head_fix_is_refused(tmp_path):
 def test_a_teacher_on_frozen_imagenet_features(backbone, tmp_path):
     """The UNet denoises a pretrained backbone's feature map; the backbone stays frozen and out of the folder."""
     from distill.training.prompt_teacher import denoiser_loss
-    from student.efficientnet_lite import imagenet_weights_path
+    from networks.efficientnet_lite import imagenet_weights_path
 
     teacher = tiny_teacher(latent=backbone, latent_stride=8)
     assert teacher.input_multiple == 8 * 4 and teacher.latent_encoder is not None

@@ -1,4 +1,4 @@
-"""Teacher-size segmentation networks, in the students' contract: the models the source systems teach with.
+"""DeepLab teachers: the teacher-size networks the source systems teach with (DIST, CIRKD, incremental learning).
 
 - ``deeplabv3_resnet50`` / ``deeplabv3_resnet101``: torchvision's DeepLabV3 (output stride 8, ASPP
   rates 12/24/36), the DIST/CIRKD teacher. Built with ``weights=None``; its module names are
@@ -8,34 +8,21 @@
 - ``deeplabv3plus_resnet101``: DeepLabV3+ (the incremental-learning work's model) from
   segmentation-models-pytorch, ResNet-101 encoder at output stride 16; input sides must be
   multiples of 16.
-- ``segformer_b2``: SegFormer with the MiT-b2 encoder (SegDistill distils B3/B2-size teachers into B0).
 
 No weights ship offline for these; they train from random init here, or load a user's
-checkpoint. EfficientNet-Lite2 (``student.efficientnet_lite``) is the teacher-size network with
-offline ImageNet weights.
+checkpoint. EfficientNet-Lite2 (``networks.efficientnet_lite``) is the teacher-size network with
+offline ImageNet weights; SegFormer-B2 (``networks.segformer``) the transformer one.
 """
 
 from __future__ import annotations
 
 import torch
 
-from student.base import SegmentationStudent
-from student.segformer import SegFormer
-
-# MiT-b2: the encoder of SegFormer-B2 (Xie et al., 2021, table 6).
-MIT_B2 = {
-    "depths": [3, 4, 6, 3],
-    "hidden_sizes": [64, 128, 320, 512],
-    "num_attention_heads": [1, 2, 5, 8],
-    "sr_ratios": [8, 4, 2, 1],
-    "patch_sizes": [7, 3, 3, 3],
-    "strides": [4, 2, 2, 2],
-    "mlp_ratios": [4, 4, 4, 4],
-    "decoder_hidden_size": 768,
-}
+from networks.base import SegmentationNetwork
+from networks.feature_info import feature_maps
 
 
-class TorchvisionDeepLabV3(SegmentationStudent):
+class TorchvisionDeepLabV3(SegmentationNetwork):
     """torchvision's ``deeplabv3_resnet{50,101}``: dilated ResNet (stride 8) + DeepLabHead.
 
     ``"decoder"`` is the head's 256-channel map before its last 1x1 convolution; ``"encoder"`` the
@@ -55,7 +42,7 @@ class TorchvisionDeepLabV3(SegmentationStudent):
         self.num_classes = num_classes
         self.backbone = model.backbone
         self.classifier = model.classifier
-        self.feature_channels = {"encoder": 2048, "decoder": 256}
+        self.feature_info = feature_maps(encoder=(2048, 8), decoder=(256, 8))
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         encoded = self.backbone(images)["out"]
@@ -78,7 +65,7 @@ class DeepLabV3ResNet101(TorchvisionDeepLabV3):
     depth = 101
 
 
-class DeepLabV3PlusResNet101(SegmentationStudent):
+class DeepLabV3PlusResNet101(SegmentationNetwork):
     """DeepLabV3+ (Chen et al., 2018) from segmentation-models-pytorch, ResNet-101 encoder, output stride 16.
 
     ``backbone`` is smp's ResNet encoder (torchvision's key names, so a torchvision ResNet-101
@@ -99,7 +86,9 @@ class DeepLabV3PlusResNet101(SegmentationStudent):
         self.backbone = model.encoder
         self.decoder = model.decoder
         self.classifier = model.segmentation_head[0]
-        self.feature_channels = {"encoder": self.backbone.out_channels[-1], "decoder": self.classifier.in_channels}
+        self.feature_info = feature_maps(
+            encoder=(self.backbone.out_channels[-1], 16), decoder=(self.classifier.in_channels, 4)
+        )
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         height, width = images.shape[-2:]
@@ -113,10 +102,4 @@ class DeepLabV3PlusResNet101(SegmentationStudent):
         return self.classifier(decoded), {"encoder": features[-1], "decoder": decoded}
 
 
-class SegFormerB2(SegFormer):
-    """SegFormer-B2: the MiT-b2 encoder and a 768-channel all-MLP head (transformers)."""
-
-    encoder_config = MIT_B2
-
-
-__all__ = ["DeepLabV3PlusResNet101", "DeepLabV3ResNet50", "DeepLabV3ResNet101", "SegFormerB2"]
+__all__ = ["DeepLabV3PlusResNet101", "DeepLabV3ResNet50", "DeepLabV3ResNet101"]

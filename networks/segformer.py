@@ -1,7 +1,7 @@
 """SegFormer (Xie et al., 2021) from transformers, built from its config: no hub access.
 
-``transformers`` is imported when the student is built, not when ``student`` is imported, so the
-other students do not pay for it.
+``transformers`` is imported when the network is built, not when ``networks`` is imported, so the
+other networks do not pay for it.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from student.base import SegmentationStudent
-from student.pretrained import load_backbone_state
+from networks.base import SegmentationNetwork
+from networks.feature_info import feature_maps
+from networks.pretrained import load_backbone_state
 
 # MiT-b0: the encoder of SegFormer-B0.
 MIT_B0 = {
@@ -26,8 +27,20 @@ MIT_B0 = {
     "decoder_hidden_size": 256,
 }
 
+# MiT-b2: the encoder of SegFormer-B2 (Xie et al., 2021, table 6).
+MIT_B2 = {
+    "depths": [3, 4, 6, 3],
+    "hidden_sizes": [64, 128, 320, 512],
+    "num_attention_heads": [1, 2, 5, 8],
+    "sr_ratios": [8, 4, 2, 1],
+    "patch_sizes": [7, 3, 3, 3],
+    "strides": [4, 2, 2, 2],
+    "mlp_ratios": [4, 4, 4, 4],
+    "decoder_hidden_size": 768,
+}
 
-class SegFormer(SegmentationStudent):
+
+class SegFormer(SegmentationNetwork):
     """transformers' ``SegformerForSemanticSegmentation`` with the MiT config of :attr:`encoder_config`.
 
     ``backbone`` is the MiT encoder (``SegformerModel``); the all-MLP decode head is transformers'
@@ -50,7 +63,7 @@ class SegFormer(SegmentationStudent):
         self.num_classes = num_classes
         self.backbone = model.segformer
         self.decode_head = model.decode_head
-        self.feature_channels = {"encoder": config.hidden_sizes[-1], "decoder": config.decoder_hidden_size}
+        self.feature_info = feature_maps(encoder=(config.hidden_sizes[-1], 32), decoder=(config.decoder_hidden_size, 4))
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         stages = self.backbone(images, output_hidden_states=True, return_dict=True).hidden_states
@@ -87,3 +100,9 @@ class SegFormerB0(SegFormer):
     """SegFormer-B0: MiT-b0 and a 256-channel all-MLP head, the usual real-time student."""
 
     encoder_config = MIT_B0
+
+
+class SegFormerB2(SegFormer):
+    """SegFormer-B2: the MiT-b2 encoder and a 768-channel all-MLP head (transformers)."""
+
+    encoder_config = MIT_B2

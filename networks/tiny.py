@@ -11,8 +11,9 @@ import torch
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
-from student.base import SegmentationStudent
-from student.decoders import FPNDecoder
+from networks.base import SegmentationNetwork
+from networks.decoders import FPNDecoder
+from networks.feature_info import feature_maps
 
 STAGE_CHANNELS = (16, 32, 64, 128)  # strides 2, 4, 8, 16
 DECODER_CHANNELS = 64
@@ -64,7 +65,7 @@ class TinyEncoder(nn.Module):
         return [stride4, stride8, self.stage4(stride8)]
 
 
-class TinyStudent(SegmentationStudent):
+class TinyStudent(SegmentationNetwork):
     """:class:`TinyEncoder` + a depthwise FPN decoder (64 channels, stride 4, ``"decoder"``) + 1x1 classifier."""
 
     def __init__(self, num_classes: int) -> None:
@@ -73,7 +74,7 @@ class TinyStudent(SegmentationStudent):
         self.backbone = TinyEncoder()
         self.decoder = FPNDecoder(STAGE_CHANNELS[1:], DECODER_CHANNELS, depthwise=True)
         self.classifier = nn.Conv2d(DECODER_CHANNELS, num_classes, 1)
-        self.feature_channels = {"encoder": STAGE_CHANNELS[-1], "decoder": DECODER_CHANNELS}
+        self.feature_info = feature_maps(encoder=(STAGE_CHANNELS[-1], 16), decoder=(DECODER_CHANNELS, 4))
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pyramid = self.backbone(images)

