@@ -9,6 +9,7 @@ import click
 import prompt_kit
 from cli.common import UserFacingGroup, configure_logging
 from cli.parameters import integer
+from cli.registry_help import data_help, encoder_help, kd_help, option_from_registry
 from prompt_kit.bounds import MAX_BATCH, MAX_REPEATS, MAX_SEED, MAX_SIDE, MAX_STEPS, MAX_VIEWS
 
 
@@ -71,11 +72,9 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @click.option(
     "--model", default=None, help="A registered network instead (see distill networks), e.g. efficientnet_lite2."
 )
-@click.option(
-    "--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic (SPEC@map=...)."
-)
+@option_from_registry("--data", help_from=data_help, default=None)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Teacher folder to write.")
-@click.option("--encoder", default=None, help="minilm (default), st:PATH or clip:PATH (default with --pretrained).")
+@option_from_registry("--encoder", help_from=lambda: encoder_help("minilm; clip:PATH with --pretrained"), default=None)
 @click.option("--steps", type=integer(0, MAX_STEPS), default=None, help="Segmentation training steps.")
 @click.option(
     "--pretrained",
@@ -169,10 +168,8 @@ def networks() -> None:
 )
 @click.option("--prompts", type=click.Path(dir_okay=False), help="Prompt set (default: the teacher's own).")
 @click.option("--student", default=None, help="Student name (see --list-students).")
-@click.option("--kd", default=None, help="KD loss spec: dist (default), kl, mse, cwd, cirkd, none, or kl=1.0,cwd=3.0.")
-@click.option(
-    "--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic (SPEC@map=...)."
-)
+@option_from_registry("--kd", help_from=kd_help, default=None)
+@option_from_registry("--data", help_from=data_help, default=None)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--steps", type=integer(0, MAX_STEPS), default=None)
 @click.option("--seed", type=integer(0, MAX_SEED), default=None)
@@ -232,9 +229,7 @@ Pass what the runs will pass (config, --kd, sizes, --set): a run reads the bank 
 """
 )
 @click.argument("teacher_dir", type=click.Path(file_okay=False))
-@click.option(
-    "--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic (SPEC@map=...)."
-)
+@option_from_registry("--data", help_from=data_help, default=None)
 @click.option("--views", type=integer(1, MAX_VIEWS), default=None, help="Views per train image (default 16).")
 @click.option("--kd", default=None, help="The runs' KD spec: which teacher maps the bank holds (default: dist).")
 @click.option("--student", default=None, help="The runs' student (its map sizes set the stored sizes).")
@@ -281,9 +276,7 @@ def cache(teacher_dir, data, views, kd, student, student_size, teacher_size, con
 Re-running the same command skips finished cells and resumes a killed one.
 """
 )
-@click.option(
-    "--data", default=None, help="camvid:PATH, kitti:PATH, cityscapes:PATH, folder:PATH or synthetic (SPEC@map=...)."
-)
+@option_from_registry("--data", help_from=data_help, default=None)
 @click.option("--styles", default=None, help="Comma-separated styles (default: all four; none: no style rows).")
 @click.option(
     "--teacher",
@@ -298,7 +291,7 @@ Re-running the same command skips finished cells and resumes a killed one.
 @click.option(
     "--teacher-seeds", type=integer(1, MAX_REPEATS), default=None, help="Teachers per prompt style (default 1)."
 )
-@click.option("--encoder", default=None, help="Prompt encoder for every teacher (default: minilm).")
+@option_from_registry("--encoder", help_from=encoder_help, default=None)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Comparison folder.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option(

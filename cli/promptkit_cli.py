@@ -10,6 +10,7 @@ import click
 import prompt_kit
 from cli.common import UserFacingGroup, configure_logging
 from cli.parameters import StyleName, integer, real
+from cli.registry_help import encoder_help, option_from_registry
 from prompt_kit.bounds import MAX_REPEATS, MAX_SEED
 from prompt_kit.concepts import curated_answer
 from prompt_kit.errors import PromptKitError
@@ -213,7 +214,7 @@ def _set_names(paths: list[Path]) -> list[str]:
 
 @promptkit.command(epilog="Example: promptkit embed prompts/camvid/orthogonal.yaml --out camvid_orth.safetensors")
 @click.argument("prompt_set_path", metavar="SET", type=click.Path(dir_okay=False))
-@click.option("--encoder", default="minilm", show_default=True, help="minilm, st:PATH or clip:PATH")
+@option_from_registry("--encoder", help_from=encoder_help, default="minilm")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ClassEmbeddings .safetensors file.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
@@ -249,7 +250,7 @@ def _check_taxonomy(prompt_set, classes_file: str | None) -> None:
 """
 )
 @click.argument("paths", metavar="SET...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--encoder", default="minilm", show_default=True, help="minilm, st:PATH or clip:PATH")
+@option_from_registry("--encoder", help_from=encoder_help, default="minilm")
 @click.option("--classes", "classes_file", type=click.Path(dir_okay=False), help="Taxonomy the sets must match.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write md/csv/json and PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table", show_default=True)
@@ -325,7 +326,7 @@ def demo(out: str, seeds: int | None, overrides: tuple[str, ...]) -> None:
 @click.option(
     "--style", type=StyleName(), default="label", show_default=True, help="Prompt style whose embeddings are compared."
 )
-@click.option("--encoder", default="minilm", show_default=True, help="minilm, st:PATH or clip:PATH")
+@option_from_registry("--encoder", help_from=encoder_help, default="minilm")
 @click.option("--min-similarity", type=real(-1.0, 1.0), default=0.3, show_default=True, help="Below this: void.")
 @click.option(
     "--close", type=real(0.0, 2.0), default=0.05, show_default=True, help="Flag rows whose best two are this close."

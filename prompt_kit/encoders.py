@@ -270,7 +270,12 @@ ENCODERS: dict[str, Callable[[str | None], TextEncoder]] = {
 }
 
 
+# how each kind is written on the command line
+ENCODER_SPECS = {"minilm": "minilm", "st": "st:PATH", "clip": "clip:PATH"}
+
+
 def list_encoders() -> list[str]:
+    """The encoder kinds :func:`create_encoder` accepts (``ENCODER_SPECS`` says how each is written)."""
     return list(ENCODERS)
 
 
@@ -278,7 +283,7 @@ def create_encoder(spec: str) -> TextEncoder:
     """An encoder from its spec: ``minilm``, ``st:PATH`` or ``clip:PATH``."""
     kind, _, argument = spec.partition(":")
     if kind not in ENCODERS:
-        raise PromptKitError(f"unknown encoder {spec!r}: use one of minilm, st:PATH, clip:PATH")
+        raise PromptKitError(f"unknown encoder {spec!r}: use one of {', '.join(ENCODER_SPECS[k] for k in ENCODERS)}")
     return ENCODERS[kind](argument or None)
 
 

@@ -163,26 +163,6 @@ def read_safetensors_metadata(
         ) from exc
 
 
-def torch_load(path: str | os.PathLike, what: str) -> Any:
-    """``torch.load`` with ``weights_only=True`` (no pickled code runs) and one-line errors."""
-    import pickle
-
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise PromptKitError(f"{what} file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise PromptKitError(
-            f"{path} holds more than tensors and plain values, so it is not loaded (weights_only): "
-            f"save a state dict, or convert it to safetensors ({_reason(exc)})"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 (the unpickler of damaged bytes raises IndexError, KeyError, ...)
-        raise PromptKitError(f"{path} is not a readable torch file ({_reason(exc)}): the {what} is damaged") from exc
-
-
 __all__ = [
     "MAX_TEXT_BYTES",
     "MAX_YAML_NODES",
@@ -193,5 +173,4 @@ __all__ = [
     "read_safetensors_metadata",
     "read_text",
     "read_yaml",
-    "torch_load",
 ]

@@ -84,11 +84,6 @@ def compute_teacher_outputs(
     return {key: torch.cat(parts).contiguous() for key, parts in outputs.items()}
 
 
-def compute_teacher_logits(teacher: Teacher, dataset, size: tuple[int, int], accelerator, batch_size: int = 8):
-    """Logits ``[N, C, h, w]`` (float16, CPU) of every whole image of ``dataset`` resized to ``size``."""
-    return compute_teacher_outputs(teacher, dataset, size, accelerator, batch_size=batch_size)[LOGITS_KEY]
-
-
 def cached_teacher_outputs(
     teacher: Teacher, teacher_dir: str | Path, data: str, dataset, size, accelerator, features: tuple[str, ...] = ()
 ) -> dict[str, torch.Tensor]:
@@ -124,11 +119,6 @@ def cached_teacher_outputs_counted(
     if outputs is None:
         raise PromptKitError(f"{path} cannot be read after the main process wrote it: is the disk shared and full?")
     return outputs, computed
-
-
-def cached_teacher_logits(teacher: Teacher, teacher_dir: str | Path, data: str, dataset, size, accelerator):
-    """The cached logits alone (:func:`cached_teacher_outputs` without features)."""
-    return cached_teacher_outputs(teacher, teacher_dir, data, dataset, size, accelerator)[LOGITS_KEY]
 
 
 def _read_cached(path: Path, images: int, expected: set[str]) -> dict[str, torch.Tensor] | None:
@@ -185,9 +175,7 @@ class CachedTeacherViews(Dataset):
 __all__ = [
     "CachedTeacherViews",
     "cache_key",
-    "cached_teacher_logits",
     "cached_teacher_outputs",
     "cached_teacher_outputs_counted",
-    "compute_teacher_logits",
     "compute_teacher_outputs",
 ]

@@ -24,7 +24,7 @@ import torch
 from pydantic import BaseModel, Field, field_validator, model_validator
 from torch import nn
 
-from distill.kd.losses import create_loss, loss_parameters, parse_kd_spec
+from distill.kd.losses import create_loss, loss_class, loss_parameters, parse_kd_spec
 from prompt_kit.bounds import STRICT, LossWeight, Share, Steps
 from prompt_kit.errors import PromptKitError
 
@@ -87,7 +87,7 @@ class KDTermSpec(BaseModel):
     @field_validator("loss")
     @classmethod
     def _known_loss(cls, loss: str) -> str:
-        parse_kd_spec(loss)  # a one-line error listing the valid names
+        loss_class(loss)  # a one-line error listing the valid names
         if loss == "none":
             raise ValueError("loss none is not a KD term: leave the term out (kd: [] or --kd none)")
         return loss

@@ -40,6 +40,7 @@ from torchvision.transforms import InterpolationMode
 from tqdm.auto import tqdm
 
 from distill.datasets.paired_views import PairedViews, apply_geometry
+from distill.kd.teacher_outputs import FEATURE_PREFIX, LOGITS_KEY  # one storage naming for both formats
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
 from prompt_kit.readers import read_json
@@ -50,8 +51,6 @@ logger = logging.getLogger(__name__)
 BANK_FOLDER = "view_bank"
 BANK_VERSION = 1
 SHARD_IMAGES = 32
-LOGITS_KEY = "logits"
-FEATURE_PREFIX = "feature."
 TOP_K_KEYS = ("logits.top_values", "logits.top_classes", "logits.logsumexp")
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 _LATER_FIELDS = {"dtype": "float16", "top_k": 0}  # what banks held before the field existed

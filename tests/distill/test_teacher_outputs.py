@@ -12,9 +12,9 @@ from distill.datasets import PairedViews, create_dataset
 from distill.datasets.paired_views import apply_geometry
 from distill.kd.teacher_outputs import (
     CACHE_FOLDER,
+    LOGITS_KEY,
     CachedTeacherViews,
     cache_key,
-    cached_teacher_logits,
     cached_teacher_outputs,
 )
 from prompt_kit.class_embeddings import ClassEmbeddings
@@ -34,7 +34,7 @@ def loaded(trained_teacher):
 def test_cached_logits_equal_the_live_teacher_on_whole_images(trained_teacher, loaded, tmp_path):
     teacher, embeddings = loaded
     data = create_dataset(DATA, "train")
-    logits = cached_teacher_logits(teacher, trained_teacher, DATA, data, SIZE, Accelerator(cpu=True))
+    logits = cached_teacher_outputs(teacher, trained_teacher, DATA, data, SIZE, Accelerator(cpu=True))[LOGITS_KEY]
     assert logits.dtype == torch.float16 and logits.shape == (len(data), 11, 8, 12)
     views = CachedTeacherViews(PairedViews(data, teacher_size=SIZE, student_size=(16, 24), train=False), logits)
     item = views[3]
@@ -47,14 +47,14 @@ def test_cache_is_computed_once_and_reused(trained_teacher, loaded, monkeypatch)
     teacher, embeddings = loaded
     data = create_dataset(DATA, "train")
     accelerator = Accelerator(cpu=True)
-    first = cached_teacher_logits(teacher, trained_teacher, DATA, data, SIZE, accelerator)
+    first = cached_teacher_outputs(teacher, trained_teacher, DATA, data, SIZE, accelerator)[LOGITS_KEY]
     import distill.kd.teacher_outputs as outputs
 
     def not_again(*args, **kwargs):
         raise AssertionError("the cache was recomputed")
 
-    monkeypatch.setattr(outputs, "compute_teacher_logits", not_again)
-    second = cached_teacher_logits(teacher, trained_teacher, DATA, data, SIZE, accelerator)
+    monkeypatch.setattr(outputs, "compute_teacher_outputs", not_again)
+    second = cached_teacher_outputs(teacher, trained_teacher, DATA, data, SIZE, accelerator)[LOGITS_KEY]
     assert torch.equal(first, second)
     files = list((trained_teacher / CACHE_FOLDER).glob("*.safetensors"))
     assert files and all(path.stat().st_size > 0 for path in files)
@@ -130,9 +130,9 @@ def test_a_held_out_part_of_train_gets_its_own_cached_logits(trained_teacher, lo
     teacher, embeddings = loaded
     data = create_dataset(DATA, "train")
     accelerator = Accelerator(cpu=True)
-    whole = cached_teacher_logits(teacher, trained_teacher, DATA, data, SIZE, accelerator)
+    whole = cached_teacher_outputs(teacher, trained_teacher, DATA, data, SIZE, accelerator)[LOGITS_KEY]
     kept, _ = holdout_split(data, 4)
-    part = cached_teacher_logits(teacher, trained_teacher, DATA, kept, SIZE, accelerator)
+    part = cached_teacher_outputs(teacher, trained_teacher, DATA, kept, SIZE, accelerator)[LOGITS_KEY]
     assert part.shape[0] == len(kept) == len(data) - 4
     assert torch.allclose(part.float(), whole[kept.indices].float(), atol=1e-2)  # same images, other batches
 

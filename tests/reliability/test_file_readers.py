@@ -20,11 +20,12 @@ from PIL import Image
 from safetensors.torch import save as safetensors_save
 
 from distill.datasets.segmentation_dataset import read_image_array, read_label
+from networks.pretrained import read_state_dict
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.errors import PromptKitError
 from prompt_kit.llm_cache import AnswerCache
 from prompt_kit.prompt_set import load_prompt_set
-from prompt_kit.readers import read_json, read_safetensors, read_yaml, torch_load
+from prompt_kit.readers import read_json, read_safetensors, read_yaml
 from prompt_kit.resources import prompts_dir
 from prompt_kit.taxonomy import load_taxonomy
 from teacher.checkpoint import load_teacher
@@ -58,6 +59,14 @@ VALID = {
 }
 
 
+def _state_dict(path: Path):
+    """The product's reader of users' weight files; its ValueError is the user error ``create_network`` passes on."""
+    try:
+        return read_state_dict(path)
+    except ValueError as exc:
+        raise PromptKitError(str(exc)) from exc
+
+
 def _readers(path: Path):
     return {
         "yaml": lambda: read_yaml(path, "test"),
@@ -66,7 +75,7 @@ def _readers(path: Path):
         "taxonomy": lambda: load_taxonomy(str(path)),
         "class embeddings": lambda: ClassEmbeddings.load(path),
         "safetensors": lambda: read_safetensors(path, "test"),
-        "torch": lambda: torch_load(path, "test"),
+        "torch state dict": lambda: _state_dict(path),
         "image": lambda: read_image_array(path),
         "label": lambda: read_label(path),
     }

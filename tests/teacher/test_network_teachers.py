@@ -70,13 +70,13 @@ def test_a_kd_step_moves_the_student_and_not_the_teacher(network_teacher):
 
 def test_cached_outputs_equal_the_live_teacher(network_teacher):
     from distill.datasets import PairedViews, create_dataset
-    from distill.kd.teacher_outputs import compute_teacher_logits
+    from distill.kd.teacher_outputs import LOGITS_KEY, compute_teacher_outputs
 
     data = create_dataset("synthetic:count=3,size=32x48", "train")
     names = data.taxonomy.class_names
     torch.manual_seed(0)
     teacher = freeze(NetworkTeacher(create_network(network_teacher.name, len(names)), names, name=network_teacher.name))
-    cached = compute_teacher_logits(teacher, data, (HEIGHT, WIDTH), Accelerator(cpu=True), batch_size=2)
+    cached = compute_teacher_outputs(teacher, data, (HEIGHT, WIDTH), Accelerator(cpu=True), batch_size=2)[LOGITS_KEY]
     assert cached.dtype == torch.float16 and cached.shape[:2] == (3, len(names))
     image = PairedViews(data, teacher_size=(HEIGHT, WIDTH), student_size=None, train=False)[1]["teacher_image"]
     with torch.no_grad():

@@ -1,15 +1,16 @@
 """Knowledge-distillation losses for semantic segmentation.
 
-Every loss is an ``nn.Module`` called as ``loss(student_logits, teacher_logits, valid_mask)`` with
+Every loss is a :class:`KDLoss` called as ``loss(student_logits, teacher_logits, valid_mask)`` with
 logits ``[B, C, H, W]`` and a bool ``valid_mask [B, H, W]`` (False at ignored pixels, None for
 all valid); it returns a scalar and treats the teacher as a fixed target (detached). Build one
-with ``create_loss("kl", temperature=2.0)`` or a weighted sum with ``create_loss("kl=1.0,cwd=3.0")``.
+with ``create_loss("kl", temperature=2.0)``; weighted sums of losses are KD terms (``distill.kd.terms``).
 """
 
 from __future__ import annotations
 
 from distill.kd.losses.alignment import ALIGN_MODES, align_logits, align_maps
 from distill.kd.losses.attention_transfer import AttentionTransfer
+from distill.kd.losses.base import KDLoss
 from distill.kd.losses.cgd import ChannelGroupDivergence
 from distill.kd.losses.cirkd import CrossImagePixelPairs
 from distill.kd.losses.cwd import ChannelWiseDivergence
@@ -18,8 +19,7 @@ from distill.kd.losses.kl import KLDivergence
 from distill.kd.losses.mse import LogitMSE
 from distill.kd.losses.none import NoDistillation
 from distill.kd.losses.pixel_selection import KD_PIXELS, kd_pixel_mask
-from distill.kd.losses.registry import LOSSES, create_loss, list_losses, loss_parameters, parse_kd_spec
-from distill.kd.losses.weighted_sum import WeightedSum
+from distill.kd.losses.registry import LOSSES, create_loss, list_losses, loss_class, loss_parameters, parse_kd_spec
 
 __all__ = [
     "ALIGN_MODES",
@@ -30,15 +30,16 @@ __all__ = [
     "ChannelGroupDivergence",
     "ChannelWiseDivergence",
     "CrossImagePixelPairs",
+    "KDLoss",
     "KLDivergence",
     "LogitMSE",
     "NoDistillation",
-    "WeightedSum",
     "align_logits",
     "align_maps",
     "create_loss",
     "kd_pixel_mask",
     "list_losses",
+    "loss_class",
     "loss_parameters",
     "parse_kd_spec",
 ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from torch import nn
 
-from distill.kd.losses.alignment import align_maps, check_align_mode
+from distill.kd.losses.alignment import AlignMode, align_maps
+from distill.kd.losses.base import KDLoss
 
 
-class AttentionTransfer(nn.Module):
+class AttentionTransfer(KDLoss):
     """Match where each network's activations are strong, whatever their channel counts.
 
     ``a[b, i] = mean_c |f[b, c, i]|^p`` over the valid positions ``i`` of image ``b`` (0 elsewhere),
@@ -27,12 +27,11 @@ class AttentionTransfer(nn.Module):
 
     name: ClassVar[str] = "at"
 
-    def __init__(self, p: float = 2.0, align: str = "upsample_student") -> None:
-        super().__init__()
+    def __init__(self, p: float = 2.0, align: AlignMode = "upsample_student") -> None:
+        super().__init__(align)
         if p <= 0:
             raise ValueError(f"at: p must be > 0; got {p}")
         self.p = float(p)
-        self.align = check_align_mode(align)
 
     def attention(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``â`` of ``features [B, C, H, W]`` at the valid positions ``[B, HW]`` (unit length, 0 elsewhere)."""

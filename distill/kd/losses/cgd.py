@@ -6,14 +6,14 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from distill.kd.losses.alignment import align_logits, check_align_mode
+from distill.kd.losses.alignment import AlignMode, align_logits
+from distill.kd.losses.base import KDLoss
 
 SHUFFLE_SCHEDULES: tuple[str, ...] = ("held", "segdistill")
 
 
-class ChannelGroupDivergence(nn.Module):
+class ChannelGroupDivergence(KDLoss):
     """Channels grouped ``group_size`` at a time; each group over the valid positions is one distribution.
 
     ``L = 1 / (B G) * sum_b sum_g sum_{c in g, i in V_b} p_t[b,g,c,i] (log p_t[b,g,c,i] - log p_s[b,g,c,i])``
@@ -57,9 +57,9 @@ class ChannelGroupDivergence(nn.Module):
         shuffle_every: int = 0,
         shuffle_seed: int = 0,
         shuffle_schedule: str = "held",
-        align: str = "upsample_student",
+        align: AlignMode = "upsample_student",
     ) -> None:
-        super().__init__()
+        super().__init__(align)
         if tau <= 0:
             raise ValueError(f"cgd: tau must be > 0; got {tau}")
         if int(group_size) != group_size or group_size < 1:
@@ -75,7 +75,6 @@ class ChannelGroupDivergence(nn.Module):
         self.group_size = int(group_size)
         self.shuffle_every = int(shuffle_every)
         self.shuffle_seed = int(shuffle_seed)
-        self.align = check_align_mode(align)
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
 
     def permutation(self, channels: int) -> torch.Tensor | None:

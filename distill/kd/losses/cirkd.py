@@ -7,15 +7,15 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from distill.kd.losses.alignment import align_maps, check_align_mode
+from distill.kd.losses.alignment import AlignMode, align_maps
+from distill.kd.losses.base import KDLoss
 from prompt_kit.bounds import check_allocation
 
 SOFTMAX_SCOPES: tuple[str, ...] = ("image_pair", "batch")
 
 
-class CrossImagePixelPairs(nn.Module):
+class CrossImagePixelPairs(KDLoss):
     """Student pixel-to-pixel similarities across the images of a batch mimic the teacher's.
 
     1. Pool (optional): the official code at its first release (winycg/CIRKD 7e0d21f) never
@@ -49,10 +49,10 @@ class CrossImagePixelPairs(nn.Module):
         tau: float = 0.1,
         max_size: int | None = None,
         softmax_over: str = "image_pair",
-        align: str = "upsample_student",
+        align: AlignMode = "upsample_student",
         pool_from: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(align)
         if pool_from is not None and pool_from < 4:
             raise ValueError(f"cirkd: pool_from must be >= 4 or None; got {pool_from}")
         if tau <= 0:
@@ -66,7 +66,6 @@ class CrossImagePixelPairs(nn.Module):
         self.pool_from = pool_from
         self._checked: tuple | None = None  # the (rows, bytes, device) whose memory was checked
         self.softmax_over = softmax_over
-        self.align = check_align_mode(align)
 
     def forward(
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, valid_mask: torch.Tensor | None = None

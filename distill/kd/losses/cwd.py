@@ -6,12 +6,12 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from distill.kd.losses.alignment import align_logits, check_align_mode
+from distill.kd.losses.alignment import AlignMode, align_logits
+from distill.kd.losses.base import KDLoss
 
 
-class ChannelWiseDivergence(nn.Module):
+class ChannelWiseDivergence(KDLoss):
     """Each channel's map becomes a distribution over the valid positions; KL aligns them.
 
     ``L = tau^2 / (B C) * sum_{b,c} sum_{i in V_b} p_t[b,c,i] (log p_t[b,c,i] - log p_s[b,c,i])``
@@ -27,12 +27,11 @@ class ChannelWiseDivergence(nn.Module):
 
     name: ClassVar[str] = "cwd"
 
-    def __init__(self, tau: float = 4.0, align: str = "upsample_student") -> None:
-        super().__init__()
+    def __init__(self, tau: float = 4.0, align: AlignMode = "upsample_student") -> None:
+        super().__init__(align)
         if tau <= 0:
             raise ValueError(f"cwd: tau must be > 0; got {tau}")
         self.tau = float(tau)
-        self.align = check_align_mode(align)
 
     def forward(
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, valid_mask: torch.Tensor | None = None

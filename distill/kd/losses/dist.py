@@ -6,9 +6,9 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from distill.kd.losses.alignment import align_logits, check_align_mode
+from distill.kd.losses.alignment import AlignMode, align_logits
+from distill.kd.losses.base import KDLoss
 
 EPS = 1e-8  # added to the product of the norms, as the official code does
 
@@ -26,7 +26,7 @@ def pearson(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
     return (a * b).sum(dim) / (a.norm(dim=dim) * b.norm(dim=dim) + EPS)
 
 
-class DIST(nn.Module):
+class DIST(KDLoss):
     """Relations instead of exact probabilities: inter-class (per pixel) and intra-class (per class).
 
     With ``p = softmax(z / tau)`` over classes and ``P_s, P_t [N, C]`` the probabilities of the
@@ -49,15 +49,14 @@ class DIST(nn.Module):
     name: ClassVar[str] = "dist"
 
     def __init__(
-        self, beta: float = 1.0, gamma: float = 1.0, tau: float = 1.0, align: str = "upsample_student"
+        self, beta: float = 1.0, gamma: float = 1.0, tau: float = 1.0, align: AlignMode = "upsample_student"
     ) -> None:
-        super().__init__()
+        super().__init__(align)
         if tau <= 0:
             raise ValueError(f"dist: tau must be > 0; got {tau}")
         self.beta = float(beta)
         self.gamma = float(gamma)
         self.tau = float(tau)
-        self.align = check_align_mode(align)
 
     def forward(
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, valid_mask: torch.Tensor | None = None

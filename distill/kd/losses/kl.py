@@ -6,12 +6,12 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from distill.kd.losses.alignment import align_logits, check_align_mode
+from distill.kd.losses.alignment import AlignMode, align_logits
+from distill.kd.losses.base import KDLoss
 
 
-class KLDivergence(nn.Module):
+class KLDivergence(KDLoss):
     """Hinton-style soft-target KD applied at every valid pixel.
 
     ``L = T^2 / |V| * sum_{(b,h,w) in V} sum_c p_t[c] (log p_t[c] - log p_s[c])``, with
@@ -26,12 +26,11 @@ class KLDivergence(nn.Module):
 
     name: ClassVar[str] = "kl"
 
-    def __init__(self, temperature: float = 1.0, align: str = "upsample_student") -> None:
-        super().__init__()
+    def __init__(self, temperature: float = 1.0, align: AlignMode = "upsample_student") -> None:
+        super().__init__(align)
         if temperature <= 0:
             raise ValueError(f"kl: temperature must be > 0; got {temperature}")
         self.temperature = float(temperature)
-        self.align = check_align_mode(align)
 
     def forward(
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, valid_mask: torch.Tensor | None = None

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from torch import nn
 
-from distill.kd.losses.alignment import align_logits, check_align_mode
+from distill.kd.losses.alignment import AlignMode, align_logits
+from distill.kd.losses.base import KDLoss
 
 
-class LogitMSE(nn.Module):
+class LogitMSE(KDLoss):
     """``L = 1 / (|V| C) * sum_{(b,h,w) in V} sum_c (z_s[c] - z_t[c])^2`` over the valid pixels ``V``.
 
     With no valid pixel the loss is 0.
@@ -21,9 +21,8 @@ class LogitMSE(nn.Module):
 
     name: ClassVar[str] = "mse"
 
-    def __init__(self, align: str = "upsample_student") -> None:
-        super().__init__()
-        self.align = check_align_mode(align)
+    def __init__(self, align: AlignMode = "upsample_student") -> None:
+        super().__init__(align)
 
     def forward(
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, valid_mask: torch.Tensor | None = None

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from torch import nn
 
-from distill.kd.losses.alignment import check_align_mode
+from distill.kd.losses.alignment import AlignMode
+from distill.kd.losses.base import KDLoss
 
 
-class NoDistillation(nn.Module):
+class NoDistillation(KDLoss):
     """``L = 0``, as a tensor connected to the student's graph (its gradient is all zeros).
 
     Args:
@@ -19,9 +19,8 @@ class NoDistillation(nn.Module):
 
     name: ClassVar[str] = "none"
 
-    def __init__(self, align: str = "upsample_student") -> None:
-        super().__init__()
-        self.align = check_align_mode(align)
+    def __init__(self, align: AlignMode = "upsample_student") -> None:
+        super().__init__(align)
 
     def forward(
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, valid_mask: torch.Tensor | None = None

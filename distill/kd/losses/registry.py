@@ -1,4 +1,4 @@
-"""KD losses by name: ``list_losses()``, ``parse_kd_spec()`` and ``create_loss()``.
+"""KD losses by name: ``list_losses()``, ``loss_class()``, ``create_loss()``; ``parse_kd_spec()`` reads ``--kd``.
 
 A plain list of classes becomes a dict by their ``name`` (no decorators). To add a loss, write its
 module and append its class to ``_LOSS_CLASSES``; the tests pick it up and ask for a reference.
@@ -6,13 +6,11 @@ module and append its class to ``_LOSS_CLASSES``; the tests pick it up and ask f
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
-from torch import nn
-
 from distill.kd.losses.attention_transfer import AttentionTransfer
+from distill.kd.losses.base import KDLoss
 from distill.kd.losses.cgd import ChannelGroupDivergence
 from distill.kd.losses.cirkd import CrossImagePixelPairs
 from distill.kd.losses.cwd import ChannelWiseDivergence
@@ -20,9 +18,8 @@ from distill.kd.losses.dist import DIST
 from distill.kd.losses.kl import KLDivergence
 from distill.kd.losses.mse import LogitMSE
 from distill.kd.losses.none import NoDistillation
-from distill.kd.losses.weighted_sum import WeightedSum
 
-_LOSS_CLASSES: list[type[nn.Module]] = [
+_LOSS_CLASSES: list[type[KDLoss]] = [
     KLDivergence,
     LogitMSE,
     ChannelWiseDivergence,
@@ -32,7 +29,7 @@ _LOSS_CLASSES: list[type[nn.Module]] = [
     CrossImagePixelPairs,
     NoDistillation,
 ]
-LOSSES: dict[str, type[nn.Module]] = {cls.name: cls for cls in _LOSS_CLASSES}
+LOSSES: dict[str, type[KDLoss]] = {cls.name: cls for cls in _LOSS_CLASSES}
 
 SPEC_HELP = "write it as name=weight pairs separated by commas, e.g. 'kl=1.0,cwd=3.0' (a bare name weighs 1.0)"
 
@@ -44,7 +41,7 @@ def list_losses() -> list[str]:
 
 def loss_parameters(name: str) -> list[str]:
     """The parameter names that loss ``name`` takes (its constructor's keyword arguments)."""
-    return [p for p in inspect.signature(_loss_class(name)).parameters if p != "self"]
+    return loss_class(name).parameter_names()
 
 
 def parse_kd_spec(spec: str) -> list[tuple[str, float]]:
@@ -60,7 +57,7 @@ def parse_kd_spec(spec: str) -> list[tuple[str, float]]:
         name, equals, weight_text = (piece.strip() for piece in part.partition("="))
         if not name:
             raise ValueError(f"bad KD loss spec {spec!r}: a term has no loss name; {SPEC_HELP}")
-        _loss_class(name)
+        loss_class(name)
         weight = 1.0
         if equals:
             try:
@@ -77,45 +74,31 @@ def parse_kd_spec(spec: str) -> list[tuple[str, float]]:
     return terms
 
 
-def create_loss(spec: str, **params: Any) -> nn.Module:
-    """Build a KD loss from a name (``"kl"``) or a weighted spec (``"kl=1.0,cwd=3.0"``).
-
-    A bare name gives that loss's module; a spec with weights or several terms gives a
-    :class:`WeightedSum`. Parameters are passed by name:
-
-    - ``create_loss("cwd", tau=4.0)``: a parameter goes to every term that takes it (``align`` to
-      all of them, ``tau`` to each of cwd, dist and cirkd) and must be taken by at least one;
-    - ``create_loss("cwd=3,dist=1", tau=4.0, dist={"tau": 1.0})``: a dict under a loss's name holds
-      parameters for that term only and overrides the shared ones.
-
-    Raises:
-        ValueError: an unknown loss name (the message lists the valid ones), bad spec syntax, or a
-            parameter that no term of the spec takes.
-    """
-    terms = parse_kd_spec(spec)
-    names = [name for name, _ in terms]
-    per_loss = {key: params.pop(key) for key in list(params) if key in LOSSES}
-    for name, values in per_loss.items():
-        if name not in names:
-            raise ValueError(f"parameters are given for {name}, which is not in the KD spec {spec!r}")
-        if not isinstance(values, dict):
-            raise ValueError(f"parameters for {name} must be a dict such as {{'tau': 2.0}}; got {values!r}")
-        _check_parameters(values, [name])
-    _check_parameters(params, names)
-    modules: list[tuple[str, float, nn.Module]] = []
-    for name, weight in terms:
-        taken = loss_parameters(name)
-        kwargs = {key: value for key, value in params.items() if key in taken} | per_loss.get(name, {})
-        modules.append((name, weight, LOSSES[name](**kwargs)))
-    if len(terms) == 1 and "=" not in spec:
-        return modules[0][2]
-    return WeightedSum(modules)
-
-
-def _loss_class(name: str) -> type[nn.Module]:
+def loss_class(name: str) -> type[KDLoss]:
+    """The registered loss called ``name``; an unknown name is a ValueError listing the valid ones."""
     if name not in LOSSES:
         raise ValueError(f"unknown KD loss {name!r}; valid names: {', '.join(LOSSES)}")
     return LOSSES[name]
+
+
+def create_loss(name: str, **params: Any) -> KDLoss:
+    """Build the KD loss ``name`` with its parameters: ``create_loss("cwd", tau=4.0, align="downsample_teacher")``.
+
+    Weighted sums of losses are KD terms (``distill.kd.terms``: ``--kd kl=1,cwd=3`` or a ``kd:``
+    list), the one path from a config to the losses a run computes.
+
+    Raises:
+        ValueError: an unknown loss name (the message lists the valid ones), a weighted spec, or a
+            parameter the loss does not take or refuses.
+    """
+    if "=" in name or "," in name:
+        raise ValueError(
+            f"create_loss takes one loss name, not the spec {name!r}: weighted losses are KD terms "
+            "(distill.kd.terms.shorthand_specs and build_terms)"
+        )
+    cls = loss_class(name.strip())
+    _check_parameters(params, [cls.name])
+    return cls(**params)
 
 
 def _check_parameters(params: dict[str, Any], names: list[str]) -> None:
