@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import platformdirs
 from safetensors import SafetensorError
@@ -13,10 +12,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_save
 
 from prompt_kit.files import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from prompt_kit.encoders import TextEmbedding
-
+from prompt_kit.text_embedding import TextEmbedding
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +33,6 @@ class EmbeddingCache:
         return self.root / encoder_key / text_key[:2] / f"{text_key}.safetensors"
 
     def get_many(self, identity: str, texts: list[str]) -> dict[str, TextEmbedding]:
-        from prompt_kit.encoders import TextEmbedding
-
         found = {}
         for text in texts:
             path = self._path(identity, text)

@@ -11,7 +11,6 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,15 +20,7 @@ from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.embedding_cache import EmbeddingCache
 from prompt_kit.errors import PromptKitError
 from prompt_kit.prompt_set import PromptSet
-
-
-@dataclass
-class TextEmbedding:
-    """One text: ``tokens [L, D]``, ``mask [L]`` (1 = a real token), ``pooled [D]``."""
-
-    tokens: torch.Tensor
-    mask: torch.Tensor
-    pooled: torch.Tensor
+from prompt_kit.text_embedding import TextEmbedding
 
 
 def _fingerprint(folder: Path) -> str:
