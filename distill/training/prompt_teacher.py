@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
@@ -29,7 +29,6 @@ from distill.training.class_weights import ClassWeighting, class_weights
 from distill.training.configuration import ImageSize, config_to_yaml
 from distill.training.core import (
     Checkpoints,
-    LoopSettings,
     checkpoint_exists,
     constant_schedule,
     elapsed,
@@ -41,18 +40,10 @@ from distill.training.core import (
 )
 from distill.training.provenance import provenance
 from distill.training.run_folder import RunFolder, open_run_folder
+from distill.training.settings import TrainingSettings
 from prompt_kit.bounds import (
-    STRICT,
-    BatchSize,
-    GradClip,
-    ImageCount,
     LearningRate,
-    PositiveImageCount,
-    PositiveSteps,
-    Seed,
     Steps,
-    WeightDecay,
-    Workers,
 )
 from prompt_kit.embedding_cache import EmbeddingCache
 from prompt_kit.encoders import create_encoder, encode_prompt_set
@@ -65,40 +56,18 @@ from teacher.checkpoint import PromptTeacherModel, saved_state_keys
 from teacher.folder import EMBEDDINGS_NAME
 
 
-class TeacherTrainingConfig(BaseModel):
+class TeacherTrainingConfig(TrainingSettings):
     """Every field has a default that runs on a laptop CPU in a few minutes."""
 
-    model_config = STRICT
-
     prompts: str
-    data: str = "synthetic"
     out: str = "runs/teacher"
     encoder: str | None = Field(default=None, description="default: minilm, or clip:PRETRAINED")
     pretrained: str | None = None
     steps: Steps = 800
     pretrain_denoiser: Steps = Field(default=100, description="DDPM steps before segmentation training")
-    batch_size: BatchSize = 8
     image_size: ImageSize = (96, 128)
     lr: LearningRate = 1e-3
     denoiser_lr: LearningRate = 5e-4
-    weight_decay: WeightDecay = 1e-4
-    warmup_steps: Steps = 30
-    grad_clip: GradClip = 1.0
-    eval_every: PositiveSteps = 200
-    checkpoint_every: PositiveSteps = Field(default=100, description="steps between checkpoints (resume with --resume)")
-    val_images: PositiveImageCount | None = Field(
-        default=None, description="evaluate on the first N val images (None: all)"
-    )
-    holdout: ImageCount = Field(
-        default=0,
-        description="evaluate on this many train images kept out of training (tune here; val stays unseen); "
-        "the same images a student's holdout keeps out",
-    )
-    panels: Annotated[int, Field(ge=0, le=64)] = 4
-    seed: Seed = 0
-    num_workers: Workers = 0
-    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
-    augment: bool = True
     class_weighting: ClassWeighting = Field(
         default="inverse_sqrt_frequency",
         description="cross-entropy class weights from the train labels (distill.training.class_weights); without them "
@@ -247,17 +216,6 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
     device_embeddings = embeddings.to(accelerator.device)
     saved = set(saved_state_keys(model))
 
-    def settings(steps: int, eval_every: int | None = None, grad_clip: float = config.grad_clip) -> LoopSettings:
-        return LoopSettings(
-            steps=steps,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            checkpoint_every=config.checkpoint_every,
-            eval_every=eval_every,
-            grad_clip=grad_clip,
-            num_workers=config.num_workers,
-        )
-
     segmentation_checkpoint = out / "checkpoints" / "last"
 
     def checkpoints_at(path: Path, optimizer, scheduler) -> Checkpoints:
@@ -293,7 +251,8 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
             optimizer=optimizer,
             scheduler=scheduler,
             views=views,
-            settings=settings(config.pretrain_denoiser, grad_clip=0.0),  # the denoiser was never clipped
+            # the denoiser is never evaluated nor clipped
+            settings=config.loop_settings(steps=config.pretrain_denoiser, eval_every=None, grad_clip=0.0),
             checkpoints=checkpoints_at(out / "checkpoints" / "denoiser", optimizer, scheduler),
             loss_fn=denoiser_step,
             resume=resume,
@@ -341,7 +300,7 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
         optimizer=optimizer,
         scheduler=scheduler,
         views=views,
-        settings=settings(config.steps, config.eval_every),
+        settings=config.loop_settings(),
         checkpoints=checkpoints_at(segmentation_checkpoint, optimizer, scheduler),
         loss_fn=segmentation_step,
         evaluate=evaluate,

@@ -10,30 +10,23 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args
 
 import torch
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from distill.datasets.paired_views import check_augmentation
 from distill.kd.losses.pixel_selection import KdPixels
 from distill.kd.terms import KDTerm, KDTermSpec, build_terms, shorthand_specs
 from distill.training.class_weights import ClassWeighting
 from distill.training.configuration import ImageSize
+from distill.training.settings import TrainingSettings
 from networks import list_networks
 from prompt_kit.bounds import (
     MAX_SCALE,
-    STRICT,
-    BatchSize,
-    GradClip,
-    ImageCount,
     LearningRate,
     LossWeight,
-    PositiveImageCount,
-    PositiveSteps,
     Seed,
     Share,
     Steps,
     Views,
-    WeightDecay,
-    Workers,
     real,
 )
 from prompt_kit.errors import PromptKitError
@@ -49,10 +42,8 @@ def _legacy_teacher_cache(value: Any) -> Any:
     return value
 
 
-class RunConfig(BaseModel):
+class RunConfig(TrainingSettings):
     """A distillation run; every default runs on a laptop CPU."""
-
-    model_config = STRICT
 
     prompts: str | None = Field(default=None, description="prompt set (default: the teacher's own)")
     teacher: str | None = Field(
@@ -84,10 +75,8 @@ class RunConfig(BaseModel):
         description="cross-entropy class weights from the train labels (distill.training.class_weights); "
         "inverse_sqrt_frequency gave the tiny student +0.043 test mIoU on synthetic scenes (README)",
     )
-    data: str = "synthetic"
     out: str = "runs/student"
     steps: Steps = Field(default=600, description="0: evaluate the initial weights (e.g. init_weights) only")
-    batch_size: BatchSize = 8
     teacher_size: ImageSize | None = Field(default=None, description="default: the teacher's training size")
     unlabelled_kd_confidence: Share = Field(
         default=0.5,
@@ -102,17 +91,6 @@ class RunConfig(BaseModel):
     student_size: ImageSize = (96, 128)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: LearningRate = 2e-3
-    weight_decay: WeightDecay = 1e-4
-    warmup_steps: Steps = 30
-    grad_clip: GradClip = 1.0
-    eval_every: PositiveSteps = 200
-    checkpoint_every: PositiveSteps = 100
-    val_images: PositiveImageCount | None = None
-    panels: Annotated[int, Field(ge=0, le=64)] = 4
-    seed: Seed = 0
-    num_workers: Workers = 0
-    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
-    augment: bool = Field(default=True, description="random scale, crop, flip and colour jitter while training")
     scale_range: tuple[real(0, MAX_SCALE, low_open=True), real(0, MAX_SCALE, low_open=True)] = Field(
         default=(0.75, 1.5), description="zoom factors drawn per sample; [1, 1] keeps the whole image (flips only)"
     )
@@ -123,10 +101,6 @@ class RunConfig(BaseModel):
         default=True,
         description="student weights and images in NHWC: depthwise-conv students train ~15-30% faster on CPU "
         "(benchmarks/bench_students.py), as convnets under AMP do on GPUs",
-    )
-    holdout: ImageCount = Field(
-        default=0,
-        description="evaluate on this many train images kept out of training (tune here; val stays unseen)",
     )
     teacher_cache: Annotated[TeacherCache, BeforeValidator(_legacy_teacher_cache)] = Field(
         default="views",

@@ -32,7 +32,6 @@ from distill.training.class_weights import class_weights
 from distill.training.configuration import config_to_yaml
 from distill.training.core import (
     Checkpoints,
-    LoopSettings,
     elapsed,
     make_accelerator,
     make_optimizer,
@@ -248,15 +247,7 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
         _save_best(accelerator, student, out)
 
     writer = tensorboard_writer(out / "tensorboard", accelerator)
-    settings = LoopSettings(
-        steps=config.steps,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        checkpoint_every=config.checkpoint_every,
-        eval_every=config.eval_every,
-        grad_clip=config.grad_clip,
-        num_workers=config.num_workers,
-    )
+    settings = config.loop_settings()
     state = train_steps(
         accelerator=accelerator,
         model=student,

@@ -201,3 +201,34 @@ def test_lock_refuses_in_process_too(tmp_path):
     finally:
         first.release()
     FolderLock(tmp_path).acquire().release()  # free again once released
+
+
+def test_config_digests_of_folders_written_before_the_configs_were_composed_still_match():
+    """Run folders resume on their config digest: composing the configs from shared parts changed no digest.
+
+    The digests were computed at commit b4d1a20 (flat RunConfig and TeacherTrainingConfig).
+    """
+    from distill.training.prompt_teacher import TeacherTrainingConfig
+    from distill.training.run_config import RunConfig
+    from distill.training.run_folder import config_digest
+
+    assert config_digest(RunConfig(kd="kl", steps=5)) == (
+        "77248d00ad3bddf2d652f31597efdc098fb91b2474d8078fa470f5fee2e52bc0"
+    )
+    assert config_digest(TeacherTrainingConfig(prompts="p.yaml", steps=3)) == (
+        "aa4145e0b3204698ed1f052e3f5a17a2fb6afecacc4ee2bfce39040b86b36603"
+    )
+
+
+def test_both_trainers_build_the_loop_settings_from_the_shared_fields():
+    from distill.training.prompt_teacher import TeacherTrainingConfig
+    from distill.training.run_config import RunConfig
+
+    run = RunConfig(steps=7, batch_size=2, seed=3, checkpoint_every=4, eval_every=5, grad_clip=0.5, num_workers=1)
+    settings = run.loop_settings()
+    assert (settings.steps, settings.batch_size, settings.seed, settings.checkpoint_every) == (7, 2, 3, 4)
+    assert (settings.eval_every, settings.grad_clip, settings.num_workers) == (5, 0.5, 1)
+    teacher = TeacherTrainingConfig(prompts="p.yaml", steps=9, pretrain_denoiser=6)
+    denoiser = teacher.loop_settings(steps=teacher.pretrain_denoiser, eval_every=None, grad_clip=0.0)
+    assert (denoiser.steps, denoiser.eval_every, denoiser.grad_clip) == (6, None, 0.0)
+    assert teacher.loop_settings().steps == 9
