@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The adaptation study of README "Adapting to a new domain": for each synthetic world (seed), a
+# The adaptation study of docs/results.md "Adapting to a new domain": for each synthetic world (seed), a
 # source-only teacher and student, then `distill adapt` with replay under every setting on both
 # shifted domains (target, night), then `distill adapt-summary` per domain. Every step resumes:
 # run it again after a kill. One CPU run per world takes about 45 minutes.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The feature terms of README "Distillation at named layers" from the view bank against the whole-image cache:
+# The feature terms of docs/results.md "Distillation at named layers" from the view bank against the whole-image cache:
 # CWD at the decoder (weight 3) and the hint at the encoder (weight 0.1), each with teacher_cache=views (the default,
 # 16 views) and teacher_cache=image, beside no KD, 3 seeds on val; then one table with each seed's gain over no KD
 # and each banked row's gap to its whole-image row, paired by seed. Every run resumes: run it again after a kill.
