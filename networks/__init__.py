@@ -10,7 +10,7 @@ teacher-size network) and which ImageNet weights ship for it offline.
 from __future__ import annotations
 
 from networks.base import SegmentationNetwork
-from networks.feature_info import FeatureInfo, feature_maps
+from networks.feature_info import FeatureInfo, OutputInfo, feature_maps
 from networks.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_images
 from networks.registry import (
     NETWORKS,
@@ -31,6 +31,7 @@ __all__ = [
     "TEACHER_NETWORKS",
     "FeatureInfo",
     "NetworkEntry",
+    "OutputInfo",
     "SegmentationNetwork",
     "create_network",
     "feature_maps",

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from networks.feature_info import FeatureInfo
+from networks.feature_info import FeatureInfo, OutputInfo
 from networks.pretrained import load_backbone_state, read_state_dict
 
 
@@ -49,6 +49,16 @@ class SegmentationNetwork(nn.Module):
     def feature_channels(self) -> dict[str, int]:
         """Channels of each named feature map (from :attr:`feature_info`)."""
         return {info.name: info.channels for info in self.feature_info}
+
+    @property
+    def output_info(self) -> OutputInfo:
+        """What :meth:`forward` returns with ``return_features=True``: logits at the input size, the declared maps."""
+        return OutputInfo(self.num_classes, 1, tuple(self.feature_info))
+
+    @property
+    def logits_stride(self) -> int:
+        """The stride of :meth:`forward_features`' logits: a 1x1 convolution of the ``decoder`` map, so its stride."""
+        return next(info.stride for info in self.feature_info if info.name == "decoder")
 
     def forward(
         self, images: torch.Tensor, return_features: bool = False

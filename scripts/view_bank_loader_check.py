@@ -30,7 +30,7 @@ setup = _set_up(config)
 live = run_views(config, setup.train_data, setup.teacher_size)
 banked, cost = banked_views(
     config, setup.teacher, setup.train_data, run_views(config, setup.train_data, None), setup.teacher_size,
-    setup.outputs[0], setup.accelerator,
+    setup.student.output_info, setup.accelerator,
 )  # fmt: skip
 assert cost["teacher_forward_images"] == 0, "the bank was not there: this check reads an existing bank"
 

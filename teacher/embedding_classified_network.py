@@ -55,6 +55,11 @@ class EmbeddingClassifiedNetwork(torch.nn.Module):
         return list(self.network.feature_info)
 
     @property
+    def logits_stride(self) -> int:
+        """The logits classify the ``decoder`` map, so they sit at its stride."""
+        return self.network.logits_stride
+
+    @property
     def input_multiple(self) -> int:
         """Image sides must be multiples of this (the network's own requirement)."""
         return int(getattr(self.network, "input_multiple", 1))

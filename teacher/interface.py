@@ -14,7 +14,7 @@ import hashlib
 import torch
 from torch import nn
 
-from networks.feature_info import FeatureInfo
+from networks.feature_info import FeatureInfo, OutputInfo
 from prompt_kit.errors import PromptKitError
 
 
@@ -34,7 +34,7 @@ class Teacher(nn.Module):
         self.class_names = list(class_names)
         self.input_multiple = int(input_multiple)
         self._identity = identity
-        self._feature_info: list[FeatureInfo] | None = None
+        self._output_info: OutputInfo | None = None
 
     @property
     def num_classes(self) -> int:
@@ -62,28 +62,35 @@ class Teacher(nn.Module):
                 f"{max(multiple, height // multiple * multiple)}x{max(multiple, width // multiple * multiple)}"
             )
 
-    def declared_feature_info(self) -> list[FeatureInfo] | None:
-        """The feature maps as the model declares them (a registered network does), or None to measure."""
+    def declared_output_info(self) -> OutputInfo | None:
+        """Logit stride and feature maps as the model declares them (a registered network does), or None to measure."""
         return None
 
     @property
-    def feature_info(self) -> list[FeatureInfo]:
-        """Each named feature map's channels and stride: declared by the network, else read once from a
-        dry forward on a small image (the diffusion teacher's maps depend on its whole config)."""
-        if self._feature_info is None:
-            self._feature_info = self.declared_feature_info() or self._measured_feature_info()
-        return self._feature_info
+    def output_info(self) -> OutputInfo:
+        """What :meth:`forward` returns with ``return_features=True`` (logits stride, named maps): declared
+        by the network, else read once from a dry forward on a small image (the diffusion teacher's maps
+        depend on its whole config)."""
+        if self._output_info is None:
+            self._output_info = self.declared_output_info() or self._measured_output_info()
+        return self._output_info
 
-    def _measured_feature_info(self) -> list[FeatureInfo]:
+    @property
+    def feature_info(self) -> list[FeatureInfo]:
+        """Each named feature map's channels and stride (from :attr:`output_info`)."""
+        return list(self.output_info.features)
+
+    def _measured_output_info(self) -> OutputInfo:
         side = 2 * max(self.input_multiple, 16)
         parameter = next(self.parameters(), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
         with torch.no_grad():
-            _, features = self.predict(torch.zeros(1, 3, side, side, device=device))
-        return [
+            logits, features = self.predict(torch.zeros(1, 3, side, side, device=device))
+        features_info = tuple(
             FeatureInfo(name, int(value.shape[1]), max(1, side // int(value.shape[-1])))
             for name, value in features.items()
-        ]
+        )
+        return OutputInfo(int(logits.shape[1]), max(1, side // int(logits.shape[-1])), features_info)
 
     @property
     def identity(self) -> str:

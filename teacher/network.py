@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from networks import SegmentationNetwork, normalize_images
-from networks.feature_info import FeatureInfo
+from networks.feature_info import OutputInfo
 from teacher.interface import Teacher
 
 
@@ -29,8 +29,8 @@ class NetworkTeacher(Teacher):
         self.network = network
         self.name = name or type(network).__name__
 
-    def declared_feature_info(self) -> list[FeatureInfo]:
-        return list(self.network.feature_info)
+    def declared_output_info(self) -> OutputInfo:
+        return OutputInfo(self.num_classes, self.network.logits_stride, tuple(self.network.feature_info))
 
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.network.forward_features(normalize_images(images))

@@ -12,7 +12,7 @@ import dataclasses
 
 import torch
 
-from networks.feature_info import FeatureInfo
+from networks.feature_info import OutputInfo
 from prompt_kit.class_embeddings import ClassEmbeddings
 from teacher.checkpoint import PromptTeacherModel
 from teacher.interface import Teacher
@@ -38,8 +38,10 @@ class PromptConditionedTeacher(Teacher):
             self._meta, tokens=self.tokens, attention_mask=self.attention_mask, pooled=self.pooled
         )
 
-    def declared_feature_info(self) -> list[FeatureInfo] | None:
-        return getattr(self.model, "feature_info", None)
+    def declared_output_info(self) -> OutputInfo | None:
+        if not hasattr(self.model, "feature_info"):  # the diffusion model's maps follow its config: measured
+            return None
+        return OutputInfo(self.num_classes, self.model.logits_stride, tuple(self.model.feature_info))
 
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.model(images, self.embeddings, return_features=True)

@@ -9,7 +9,8 @@ As mmrazor has it (recorders, connectors, a loss mapping) but values only, no co
 
 ``student`` and ``teacher`` name an output: ``logits`` or one of the named feature maps the model
 returns (``feature_info`` of a network, ``decoder``/``up0``... of the diffusion teacher). Names are
-checked against what the models offer, and one dry forward checks the shapes, before any step. A
+checked against what the models offer, and the shapes the models declare (``OutputInfo``) are checked
+against each loss, before any step and without running either model. A
 ``conv1x1`` connector maps the student's channels to the teacher's; it is trained with the student,
 kept in its checkpoints (resumed) and not part of the exported student. ``--kd kl=1,cwd=3`` stays
 the shorthand for logit terms (``cirkd``: decoder features) with ``kd_params`` shared by them.
@@ -25,6 +26,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from torch import nn
 
 from distill.kd.losses import create_loss, loss_class, loss_parameters, parse_kd_spec
+from networks.feature_info import OutputInfo
 from prompt_kit.bounds import STRICT, LossWeight, Share, Steps
 from prompt_kit.errors import PromptKitError
 
@@ -183,31 +185,40 @@ def pick(output: str, logits: torch.Tensor, features: dict[str, torch.Tensor] | 
 
 def connect(
     terms: list[KDTerm],
-    student_out: tuple[torch.Tensor, dict[str, torch.Tensor]],
-    teacher_out: tuple[torch.Tensor, dict[str, torch.Tensor] | None],
-    valid: torch.Tensor,
+    student: OutputInfo,
+    teacher: OutputInfo,
+    student_size: tuple[int, int],
+    teacher_size: tuple[int, int],
+    device: torch.device | str = "cpu",
 ) -> None:
-    """Check every term on one dry forward's outputs; build its connector from the shapes it saw.
+    """Check every term on the shapes both models declare; build its connector from their channels.
 
-    A term whose student and teacher maps differ in channels needs ``connector: conv1x1`` (unless its
-    loss compares maps of any channel count, as ``at`` and ``cirkd`` do); the error says which.
+    Each loss runs once on zero tensors of those shapes (no model runs). A term whose student and
+    teacher maps differ in channels needs ``connector: conv1x1`` (unless its loss compares maps of
+    any channel count, as ``at`` and ``cirkd`` do); the error says which.
     """
+    student_out = student.placeholders(student_size)
+    teacher_out = teacher.placeholders(teacher_size)
+    valid = torch.ones(1, *student_size, dtype=torch.bool)
     for term in terms:
         spec = term.spec
-        student = pick(spec.student, student_out[0], student_out[1], "student")
-        teacher = pick(spec.teacher, teacher_out[0], teacher_out[1], "teacher")
+        student_map = pick(spec.student, student_out[0], student_out[1], "student")
+        teacher_map = pick(spec.teacher, teacher_out[0], teacher_out[1], "teacher")
         if spec.connector == "conv1x1":
-            term.connector = nn.Conv2d(student.shape[1], teacher.shape[1], 1).to(student.device)
-            student = term.connector(student)
+            term.connector = nn.Conv2d(student_map.shape[1], teacher_map.shape[1], 1)
+            with torch.no_grad():
+                student_map = term.connector(student_map)
+            term.connector.to(device)
         training = term.loss.training
         term.loss.eval()  # a dry call must not step a loss's own state (cgd's shuffle count)
         try:
             with torch.no_grad():
-                term.loss(student.float(), teacher.float(), valid)
+                term.loss(student_map, teacher_map, valid)
         except (ValueError, RuntimeError) as exc:
-            shapes = f"student {spec.student} {list(student.shape[1:])}, teacher {spec.teacher} "
-            shapes += str(list(teacher.shape[1:]))
-            hint = " (different channels: add connector: conv1x1)" if student.shape[1] != teacher.shape[1] else ""
+            shapes = f"student {spec.student} {list(student_map.shape[1:])}, teacher {spec.teacher} "
+            shapes += str(list(teacher_map.shape[1:]))
+            differ = student_map.shape[1] != teacher_map.shape[1]
+            hint = " (different channels: add connector: conv1x1)" if differ else ""
             raise PromptKitError(f"kd term {spec.label} does not fit: {shapes}{hint}") from exc
         finally:
             term.loss.train(training)

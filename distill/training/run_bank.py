@@ -1,7 +1,7 @@
 """Which view bank a run reads: its spec from the run's config and shapes, and the banked training data.
 
 ``distill.kd.view_bank`` stores and reads banks; this module decides, from a ``RunConfig``, the
-teacher's input size and one dry forward of both models, what a run's bank holds (the logits and
+teacher's input size and the student's declared outputs, what a run's bank holds (the logits and
 each teacher map its KD terms compare, at the size the losses read them). ``distill run`` builds
 the bank on first use; ``distill cache`` builds the same bank ahead (``build_run_bank``).
 """
@@ -22,17 +22,21 @@ from distill.kd.view_bank import (
     ensure_view_bank,
 )
 from distill.training.run_config import RunConfig, kd_terms, train_views
+from networks.feature_info import OutputInfo
 
 Size = tuple[int, int]
 
 
-def bank_outputs(terms: list[KDTerm], student_out, align: str) -> tuple[tuple[str, Size | None], ...]:
+def bank_outputs(
+    terms: list[KDTerm], student: OutputInfo, student_size: Size, align: str
+) -> tuple[tuple[str, Size | None], ...]:
     """What a view bank stores for ``terms``: the logits and each teacher map they read, with its storage size.
 
     Under ``downsample_teacher`` a teacher map is stored at the size of the student map it is compared
     with (the loss would resize it there first), else at the teacher's own size; so is a map two
     terms compare with student maps of different sizes.
     """
+    student_out = student.placeholders(student_size)
     sizes: dict[str, set[Size]] = {LOGITS: set()}
     for term in terms:
         student_map = pick(term.spec.student, student_out[0], student_out[1], "student")
@@ -46,7 +50,7 @@ def bank_outputs(terms: list[KDTerm], student_out, align: str) -> tuple[tuple[st
     return tuple(outputs)
 
 
-def bank_spec(config: RunConfig, train_data, teacher_size: Size, terms: list[KDTerm], student_out) -> BankSpec:
+def bank_spec(config: RunConfig, train_data, teacher_size: Size, terms: list[KDTerm], student: OutputInfo) -> BankSpec:
     """The view bank a run with ``teacher_cache: views`` reads (its data, sizes, views and stored outputs).
 
     The student's seed, loss weights and schedule are not in it: every such run of a teacher shares
@@ -64,17 +68,17 @@ def bank_spec(config: RunConfig, train_data, teacher_size: Size, terms: list[KDT
         augment=config.augment,
         scale_range=tuple(config.scale_range),
         flip=True,
-        outputs=bank_outputs(terms, student_out, config.align),
+        outputs=bank_outputs(terms, student, config.student_size, config.align),
         dtype=config.view_bank_dtype,
         top_k=config.view_bank_top_k,
     )
 
 
 def banked_views(
-    config: RunConfig, teacher, train_data, views: PairedViews, teacher_size: Size, student_out, accelerator
+    config: RunConfig, teacher, train_data, views: PairedViews, teacher_size: Size, student: OutputInfo, accelerator
 ) -> tuple[BankedTeacherViews, dict[str, Any]]:
     """The run's views with the teacher's banked outputs (the bank built first when missing), and its cost."""
-    spec = bank_spec(config, train_data, teacher_size, kd_terms(config), student_out)
+    spec = bank_spec(config, train_data, teacher_size, kd_terms(config), student)
     report = ensure_view_bank(teacher, config.teacher, views, spec, accelerator, batch_size=config.batch_size)
     return BankedTeacherViews(views, ViewBank(report.folder, spec)), bank_cost(report, spec)
 

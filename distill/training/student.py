@@ -115,11 +115,10 @@ class _Setup(NamedTuple):
     teacher_size: tuple[int, int]
     student: torch.nn.Module
     terms: list[KDTerm]
-    outputs: Any  # both models' outputs on one image (None without KD terms)
 
 
 def _set_up(config: RunConfig) -> _Setup:
-    """Data, teacher and student of a run, checked against each other, and one dry forward of both."""
+    """Data, teacher and student of a run, checked against each other and against the KD terms."""
     require_student(config.student)
     multiple = NETWORKS[config.student].input_multiple
     if any(side % multiple for side in config.student_size):
@@ -151,10 +150,9 @@ def _set_up(config: RunConfig) -> _Setup:
         )
     set_seed(config.seed)  # building the teacher drew from the RNG: the student's init must depend on the seed only
     student = build_network(config, taxonomy.num_classes).to(memory_format=config.memory_format)
-    outputs = None
-    if terms:
-        outputs = _dry_forward(terms, student, teacher, config, teacher_size, accelerator.device)
-    return _Setup(accelerator, train_data, val_data, teacher, teacher_size, student, terms, outputs)
+    if terms:  # connectors sized and every term checked from the shapes both declare (no forward)
+        connect(terms, student.output_info, teacher.output_info, config.student_size, teacher_size, accelerator.device)
+    return _Setup(accelerator, train_data, val_data, teacher, teacher_size, student, terms)
 
 
 def build_view_bank(config: RunConfig):
@@ -170,7 +168,7 @@ def build_view_bank(config: RunConfig):
         raise PromptKitError(f"--kd {config.kd} reads nothing from a teacher: a bank is for KD terms (e.g. --kd dist)")
     setup = _set_up(config)
     views = run_views(config, setup.train_data, None)
-    spec = bank_spec(config, setup.train_data, setup.teacher_size, setup.terms, setup.outputs[0])
+    spec = bank_spec(config, setup.train_data, setup.teacher_size, setup.terms, setup.student.output_info)
     report = ensure_view_bank(
         setup.teacher, config.teacher, views, spec, setup.accelerator, batch_size=config.batch_size
     )
@@ -179,7 +177,8 @@ def build_view_bank(config: RunConfig):
 
 def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_time: float) -> dict[str, Any]:
     out = folder.path
-    accelerator, train_data, val_data, teacher, teacher_size, student, terms, outputs = _set_up(config)
+    accelerator, train_data, val_data, teacher, teacher_size, student, terms = _set_up(config)
+    student_info = student.output_info  # read before accelerate may wrap the student
     taxonomy = train_data.taxonomy
     trained = [p for p in student.parameters() if p.requires_grad] + connector_parameters(terms)
     optimizer = make_optimizer(trained, config.optimizer, config.lr, config.weight_decay)
@@ -193,7 +192,7 @@ def _train_student(config: RunConfig, resume: bool, folder: RunFolder, start_tim
     views = run_views(config, train_data, teacher_size if live_teacher else None)
     teacher_cost: dict[str, Any] = {"teacher_forward_images": 0}
     if terms and config.teacher_cache == "views":
-        views, teacher_cost = banked_views(config, teacher, train_data, views, teacher_size, outputs[0], accelerator)
+        views, teacher_cost = banked_views(config, teacher, train_data, views, teacher_size, student_info, accelerator)
     elif terms and config.teacher_cache == "image":
         from distill.kd.teacher_outputs import CachedTeacherViews, cached_teacher_outputs_counted
 
@@ -297,23 +296,6 @@ def teacher_confidence(teacher_logits: torch.Tensor, size) -> torch.Tensor:
     if logits.shape[-2:] != tuple(size):
         logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
     return logits.softmax(1).amax(1)
-
-
-def _dry_forward(terms: list[KDTerm], student, teacher, config: RunConfig, teacher_size, device):
-    """One image through both models before any step: term outputs checked, connectors built from the shapes.
-
-    Returns both models' outputs ``(student_out, teacher_out)`` (their shapes size a view bank).
-    """
-    student.eval()
-    with torch.no_grad():
-        images = torch.zeros(1, 3, *config.student_size, device=device)
-        images = normalize_images(images).contiguous(memory_format=config.memory_format)
-        student_out = student(images, return_features=True)
-        teacher_out = teacher(torch.zeros(1, 3, *teacher_size, device=device), return_features=True)
-    student.train()
-    valid = torch.ones(1, *config.student_size, dtype=torch.bool, device=device)
-    connect(terms, student_out, teacher_out, valid)
-    return student_out, teacher_out
 
 
 def _save_best(accelerator, student, out: Path) -> None:

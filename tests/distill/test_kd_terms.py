@@ -119,3 +119,33 @@ def test_terms_that_do_not_fit_fail_before_training(runner, trained_teacher, tmp
     result = run_with_terms(runner, tmp_path, "bad", trained_teacher, [term])
     assert result.exit_code == 2 and message in result.stderr, result.output
     assert "Traceback" not in result.output and not (tmp_path / "bad" / "checkpoints").exists()
+
+
+class _Unrunnable(torch.nn.Module):
+    def forward(self, *args, **kwargs):
+        raise AssertionError("connect ran a model")
+
+
+def test_connect_sizes_connectors_from_declared_shapes_without_running_a_model():
+    from distill.kd.terms import build_terms, connect
+    from networks import create_network
+    from networks.feature_info import FeatureInfo, OutputInfo
+
+    student = create_network("tiny", 5)
+    student.forward = _Unrunnable().forward  # nothing may call it
+    teacher = OutputInfo(5, 4, (FeatureInfo("decoder", 16, 4), FeatureInfo("encoder", 24, 8)))
+    terms = build_terms(
+        [
+            KDTermSpec(loss="cwd", student="decoder", teacher="decoder", connector="conv1x1"),
+            KDTermSpec(loss="kl"),
+        ],
+        "upsample_student",
+    )
+    connect(terms, student.output_info, teacher, (64, 96), (64, 96))
+    decoder_channels = student.feature_channels["decoder"]
+    assert terms[0].connector.weight.shape == (16, decoder_channels, 1, 1)
+    assert terms[1].connector is None
+    # a mismatch the declared shapes show is caught the same way
+    with pytest.raises(Exception, match="add connector: conv1x1"):
+        connect(build_terms([KDTermSpec(loss="cwd", student="decoder", teacher="decoder")], "upsample_student"),
+                student.output_info, teacher, (64, 96), (64, 96))  # fmt: skip

@@ -21,6 +21,7 @@ from networks import (
     normalize_images,
 )
 from networks.efficientnet_lite import CLASSIFIER_KEYS, imagenet_weights_path
+from networks.feature_info import map_size
 
 NUM_CLASSES = 5
 HEIGHT, WIDTH = 64, 96  # divisible by 32 in neither the same way: catches height/width mix-ups
@@ -67,6 +68,13 @@ def test_features_are_named_and_sized(name):
         stride = declared[feature_name].stride
         assert feature.shape[2:] == (-(-HEIGHT // stride), -(-WIDTH // stride)), (feature_name, stride)
     assert model.num_classes == NUM_CLASSES
+    # what a run sizes connectors and banks from, without a forward, is what the forward returns
+    placeholder_logits, placeholder_features = model.output_info.placeholders((HEIGHT, WIDTH))
+    assert placeholder_logits.shape == logits.shape
+    assert {n: f.shape for n, f in placeholder_features.items()} == {n: f.shape for n, f in features.items()}
+    with torch.no_grad():
+        raw_logits, _ = model.forward_features(images)
+    assert raw_logits.shape[2:] == map_size((HEIGHT, WIDTH), model.logits_stride)
 
 
 @pytest.mark.parametrize("name", list_networks())

@@ -44,6 +44,7 @@ def test_forward_gives_logits_and_the_features_feature_info_describes(network_te
     assert logits.shape[:2] == (2, len(CLASSES)) and torch.isfinite(logits).all()
     stride = HEIGHT // logits.shape[-2]
     assert HEIGHT % logits.shape[-2] == 0 and WIDTH // logits.shape[-1] == stride and stride in (1, 4, 8, 16)
+    assert network_teacher.output_info.logits_stride == stride  # declared, as a run reads it before any forward
     info = {entry.name: entry for entry in network_teacher.feature_info}
     assert set(info) == set(features) >= {"encoder", "decoder"}
     for name, feature in features.items():
@@ -116,4 +117,5 @@ def test_the_diffusion_teacher_reads_like_any_other():
     torch.testing.assert_close(logits, direct)
     info = {entry.name: entry for entry in teacher.feature_info}
     assert info["decoder"].stride == 4 and info["decoder"].channels == features["decoder"].shape[1]
+    assert teacher.output_info.logits_stride == 32 // logits.shape[-2]  # measured once on a small image
     assert teacher.class_names == embeddings.class_names and teacher.kind == "diffusion"
