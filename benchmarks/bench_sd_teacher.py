@@ -79,7 +79,7 @@ def measure(args, folder: Path) -> dict:
     from prompt_kit.prompt_set import load_prompt_set
     from prompt_kit.resources import prompts_dir
     from teacher.checkpoint import build_teacher
-    from teacher.config import TeacherConfig
+    from teacher.config import DiffusionTeacherConfig
 
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     height, width = args.size
@@ -88,7 +88,7 @@ def measure(args, folder: Path) -> dict:
     embeddings = encode_prompt_set(prompts, create_encoder(f"clip:{folder}"))
     embed_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    config = TeacherConfig(
+    config = DiffusionTeacherConfig(
         num_classes=embeddings.num_classes,
         embedding_dim=embeddings.tokens.shape[-1],
         pretrained=str(folder),

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from networks import create_network, normalize_images
 from prompt_kit.class_embeddings import ClassEmbeddings
-from teacher import DiffusionSegTeacher, TeacherConfig
+from teacher import DiffusionSegTeacher, DiffusionTeacherConfig
 
 SIZES = [(64, 96), (96, 128), (128, 176)]  # multiples of 16, the default teacher's
 BATCH = 8
@@ -75,9 +75,9 @@ def measure_size(teacher, student, emb, t_opt, s_opt, height: int, width: int) -
 
 def main() -> None:
     torch.manual_seed(0)
-    teacher = DiffusionSegTeacher(TeacherConfig(num_classes=11, embedding_dim=384))
+    teacher = DiffusionSegTeacher(DiffusionTeacherConfig(num_classes=11, embedding_dim=384))
     # the previous default (UNet on the image unshuffled by 2): the baseline the default is compared with
-    baseline = DiffusionSegTeacher(TeacherConfig(num_classes=11, embedding_dim=384, space_to_depth=2))
+    baseline = DiffusionSegTeacher(DiffusionTeacherConfig(num_classes=11, embedding_dim=384, space_to_depth=2))
     student = create_network("tiny", 11)
     emb = embeddings()
     t_opt = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], 1e-4)

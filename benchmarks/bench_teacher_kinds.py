@@ -25,10 +25,11 @@ from bench_teacher import median_seconds
 from networks import create_network, list_teacher_networks
 from teacher import (
     DiffusionSegTeacher,
+    DiffusionTeacherConfig,
     EmbeddingClassifiedNetwork,
     NetworkTeacher,
+    NetworkTeacherConfig,
     PromptConditionedTeacher,
-    TeacherConfig,
 )
 
 CLASSES = 11
@@ -40,11 +41,11 @@ def build(kind: str):
     names = [f"c{i}" for i in range(CLASSES)]
     if kind in ("diffusion_pixels", "diffusion_lite0_features"):
         latent = "pixels" if kind == "diffusion_pixels" else "efficientnet_lite0"
-        model = DiffusionSegTeacher(TeacherConfig(num_classes=CLASSES, embedding_dim=384, latent=latent))
+        model = DiffusionSegTeacher(DiffusionTeacherConfig(num_classes=CLASSES, embedding_dim=384, latent=latent))
         embeddings = random_class_embeddings()
         return model, (lambda images: model(images, embeddings)), PromptConditionedTeacher(model, embeddings)
     if kind == "prompt_network_lite2":
-        config = TeacherConfig(
+        config = NetworkTeacherConfig(
             num_classes=CLASSES, embedding_dim=384, architecture="network", class_projection="frozen"
         )
         model = EmbeddingClassifiedNetwork(config, imagenet=False)

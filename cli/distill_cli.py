@@ -136,7 +136,7 @@ def teacher(
     metrics = train_teacher(config, resume=resume, overwrite=overwrite, allow_changes=allow_changes)
     click.echo(
         f"teacher val mIoU {metrics['miou']:.3f}, pixel accuracy {metrics['pixel_accuracy']:.3f} "
-        f"({metrics['val_images']} images at {config.image_size[0]}x{config.image_size[1]}); wrote {out}"
+        f"({metrics['eval_images']} images at {config.image_size[0]}x{config.image_size[1]}); wrote {out}"
     )
 
 

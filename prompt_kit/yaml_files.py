@@ -19,7 +19,8 @@ def describe_validation_error(error: pydantic.ValidationError) -> str:
     where = ".".join(str(part) for part in first["loc"]) or "file"
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{where}: {first['msg']}{suffix}"
+    message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+    return f"{where}: {message}{suffix}"
 
 
 def load_model(model: type[ModelT], path: str | Path, what: str) -> ModelT:

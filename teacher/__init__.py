@@ -8,7 +8,7 @@ ClassEmbeddings (never strings): ``DiffusionSegTeacher`` (a UNet pass, then a he
 from __future__ import annotations
 
 from teacher.checkpoint import build_teacher, load_teacher, save_teacher
-from teacher.config import TeacherConfig
+from teacher.config import DiffusionTeacherConfig, NetworkTeacherConfig, TeacherConfig, parse_teacher_config
 from teacher.embedding_classified_network import EmbeddingClassifiedNetwork
 from teacher.folder import TeacherFolder, write_network_descriptor
 from teacher.interface import FeatureInfo, Teacher, freeze
@@ -18,9 +18,11 @@ from teacher.prompt_conditioned import PromptConditionedTeacher
 
 __all__ = [
     "DiffusionSegTeacher",
+    "DiffusionTeacherConfig",
     "EmbeddingClassifiedNetwork",
     "FeatureInfo",
     "NetworkTeacher",
+    "NetworkTeacherConfig",
     "PromptConditionedTeacher",
     "Teacher",
     "TeacherConfig",
@@ -28,6 +30,7 @@ __all__ = [
     "build_teacher",
     "freeze",
     "load_teacher",
+    "parse_teacher_config",
     "save_teacher",
     "write_network_descriptor",
 ]

@@ -16,7 +16,7 @@ from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_bytes, atomic_write_text
 from prompt_kit.readers import read_json, read_safetensors
 from prompt_kit.yaml_files import describe_validation_error
-from teacher.config import TEACHER_FORMAT, TeacherConfig
+from teacher.config import TEACHER_FORMAT, DiffusionTeacherConfig, TeacherConfig, parse_teacher_config
 from teacher.embedding_classified_network import EmbeddingClassifiedNetwork
 from teacher.model import DiffusionSegTeacher
 
@@ -40,7 +40,7 @@ def build_teacher(config: TeacherConfig, imagenet: bool = True) -> PromptTeacher
 
     ``imagenet=False`` skips a network's ImageNet weights (a saved teacher's own replace them).
     """
-    if config.architecture == "network":
+    if not isinstance(config, DiffusionTeacherConfig):
         return EmbeddingClassifiedNetwork(config, imagenet=imagenet)
     if config.pretrained is None:
         return DiffusionSegTeacher(config)
@@ -97,10 +97,13 @@ def load_teacher(folder: str | Path) -> PromptTeacherModel:
     if not isinstance(saved, dict):
         raise PromptKitError(f"{config_path} is not a teacher config: expected a JSON object")
     try:
-        config = TeacherConfig.model_validate({"format_version": 1, **saved})
+        # a diffusion config saved without format_version predates it (format 1)
+        diffusion = saved.get("architecture", "diffusion") == "diffusion"
+        config = parse_teacher_config({"format_version": 1, **saved} if diffusion else saved)
     except ValueError as exc:
         raise PromptKitError(f"{config_path} is not a valid teacher config: {describe(exc)}") from exc
-    if config.pretrained is None and config.format_version != TEACHER_FORMAT:
+    tiny = isinstance(config, DiffusionTeacherConfig) and config.pretrained is None
+    if tiny and config.format_version != TEACHER_FORMAT:
         # its weights would load into a UNet with another head layout and predict differently, silently
         raise PromptKitError(
             f"{folder} holds a tiny teacher of format {config.format_version}, saved before promptkit gave its "

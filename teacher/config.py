@@ -1,10 +1,17 @@
-"""TeacherConfig: every choice that shapes the teacher, validated, with CPU-friendly defaults."""
+"""TeacherConfig: every choice that shapes the teacher, validated, with CPU-friendly defaults.
+
+A tagged union on ``architecture``: :class:`DiffusionTeacherConfig` (a UNet pass conditioned on the
+prompts) or :class:`NetworkTeacherConfig` (a segmentation network whose classifier is the class
+embeddings). Each holds only its own settings, so a diffusion field given to a network teacher is
+refused by type, with the reason, not by a list of checks.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
+from pydantic_core import to_jsonable_python
 
 from prompt_kit.bounds import MAX_CHANNELS, STRICT, Channels, Seed, real
 from prompt_kit.class_embeddings import ClassEmbeddings
@@ -15,7 +22,38 @@ ClassProjection = Literal["mlp", "linear", "frozen"]
 TEACHER_FORMAT = 2  # bumped when the same config would build a different tiny teacher
 
 
-class TeacherConfig(BaseModel):
+class ClassEmbeddingSettings(BaseModel):
+    """What every prompt-conditioned teacher shares: its classes, their embeddings and how they reach the logits."""
+
+    model_config = STRICT
+
+    num_classes: Annotated[int, Field(ge=2, le=MAX_CHANNELS)]
+    embedding_dim: Channels = Field(description="D of the class embeddings (cross_attention_dim)")
+    class_dim: Channels = Field(default=64, description="mlp/linear: the space the cosines are taken in")
+    class_projection: ClassProjection = Field(
+        default="mlp",
+        description="how class embeddings reach the logits: a learned mlp or linear map, or frozen (compared "
+        "unchanged, so the prompts' geometry survives training; teacher/head.py says why)",
+    )
+    logit_scale: real(0, 1e4, low_open=True) | None = Field(
+        default=None, description="fixed factor on the cosines (LSeg: 1/0.07); None: learned, from 10"
+    )
+
+    def check_embeddings(self, embeddings: ClassEmbeddings) -> None:
+        """Class embeddings this teacher can take: one per class, of its embedding dimension."""
+        if embeddings.num_classes != self.num_classes:
+            raise PromptKitError(
+                f"the teacher predicts {self.num_classes} classes but the class embeddings have "
+                f"{embeddings.num_classes}: use a prompt set of the teacher's taxonomy"
+            )
+        if embeddings.tokens.shape[-1] != self.embedding_dim:
+            raise PromptKitError(
+                f"class embeddings have {embeddings.tokens.shape[-1]} dimensions, the teacher expects "
+                f"{self.embedding_dim}: use the encoder the teacher was trained with"
+            )
+
+
+class DiffusionTeacherConfig(ClassEmbeddingSettings):
     """The tiny pixel-space config is the default; ``pretrained`` switches to a local SD folder.
 
     Tiny: no VAE, a small UNet on the image pixel-unshuffled by ``space_to_depth`` (4: a 4x4
@@ -25,18 +63,8 @@ class TeacherConfig(BaseModel):
     ``space_to_depth=2``, and a better teacher after the same minutes (README, "The teacher").
     """
 
-    model_config = STRICT
-
-    num_classes: Annotated[int, Field(ge=2, le=MAX_CHANNELS)]
-    embedding_dim: Channels = Field(description="D of the class embeddings (cross_attention_dim)")
-    architecture: Literal["diffusion", "network"] = Field(
-        default="diffusion",
-        description="diffusion: a UNet pass conditioned on the prompts, then a head; network: a pretrained "
-        "segmentation network trained end to end whose classifier is the class embeddings "
-        "(teacher/embedding_classified_network.py); the UNet and latent settings do not apply to it",
-    )
-    network: str = Field(
-        default="efficientnet_lite2", description="architecture network: a registered network (student.list_networks)"
+    architecture: Literal["diffusion"] = Field(
+        default="diffusion", description="a UNet pass conditioned on the prompts, then a head"
     )
     pretrained: str | None = Field(default=None, description="local Stable Diffusion diffusers folder")
     freeze_unet: bool = True
@@ -89,33 +117,20 @@ class TeacherConfig(BaseModel):
         "inversion (its gradient would run back through every UNet pass)",
     )
     head_channels: Channels = 64
-    class_dim: Channels = Field(default=64, description="mlp/linear: the space the cosines are taken in")
-    class_projection: ClassProjection = Field(
-        default="mlp",
-        description="how class embeddings reach the logits: a learned mlp or linear map, or frozen (compared "
-        "unchanged, so the prompts' geometry survives training; teacher/head.py says why)",
-    )
-    logit_scale: real(0, 1e4, low_open=True) | None = Field(
-        default=None, description="fixed factor on the cosines (LSeg: 1/0.07); None: learned, from 10"
-    )
     use_attention_maps: bool = True
 
-    @model_validator(mode="after")
-    def _check(self) -> TeacherConfig:
-        if self.architecture == "network":
-            from networks import list_networks
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_network_default(cls, data: Any) -> Any:
+        """Folders saved before the union hold ``network`` at its default: read them; a chosen one is an error."""
+        if isinstance(data, dict) and "network" in data:
+            if data["network"] != NETWORK_DEFAULT:
+                raise ValueError("network is a setting of architecture network: set model.architecture=network")
+            data = {key: value for key, value in data.items() if key != "network"}
+        return data
 
-            if self.network not in list_networks():
-                raise ValueError(f"unknown network {self.network!r}: choose one of {', '.join(list_networks())}")
-            given = {"pretrained": self.pretrained is not None, "latent": self.latent != "auto"}
-            given["finetune_latent"] = self.finetune_latent
-            given["extraction"] = self.extraction != "single_step"
-            diffusion_only = [name for name, is_set in given.items() if is_set]
-            if diffusion_only:
-                raise ValueError(
-                    f"{diffusion_only[0]} is a diffusion setting: architecture network trains its whole network"
-                )
-            return self
+    @model_validator(mode="after")
+    def _check(self) -> DiffusionTeacherConfig:
         if self.pretrained is None and len(self.attention_levels) != len(self.block_out_channels):
             raise ValueError("attention_levels needs one entry per block_out_channels level")
         if self.latent == "vae" and self.pretrained is None:
@@ -150,19 +165,6 @@ class TeacherConfig(BaseModel):
         """``text_adapter`` with None decided: on for the single step, off for inversion."""
         return self.extraction == "single_step" if self.text_adapter is None else self.text_adapter
 
-    def check_embeddings(self, embeddings: ClassEmbeddings) -> None:
-        """Class embeddings this teacher can take: one per class, of its embedding dimension."""
-        if embeddings.num_classes != self.num_classes:
-            raise PromptKitError(
-                f"the teacher predicts {self.num_classes} classes but the class embeddings have "
-                f"{embeddings.num_classes}: use a prompt set of the teacher's taxonomy"
-            )
-        if embeddings.tokens.shape[-1] != self.embedding_dim:
-            raise PromptKitError(
-                f"class embeddings have {embeddings.tokens.shape[-1]} dimensions, the teacher expects "
-                f"{self.embedding_dim}: use the encoder the teacher was trained with"
-            )
-
     @property
     def resolved_latent(self) -> str:
         """``latent`` with ``auto`` decided: vae with a pretrained folder, pixels without."""
@@ -179,3 +181,85 @@ class TeacherConfig(BaseModel):
     def input_multiple(self) -> int:
         """Image sides must be multiples of this (tiny config: the latent's factor times the UNet's depth)."""
         return self.latent_factor * 2 ** (len(self.block_out_channels) - 1)
+
+
+DIFFUSION_ONLY: dict[str, Any] = {
+    name: to_jsonable_python(field.get_default(call_default_factory=True))
+    for name, field in DiffusionTeacherConfig.model_fields.items()
+    if name not in ClassEmbeddingSettings.model_fields and name != "architecture"
+}
+"""The diffusion teacher's own settings with their defaults as JSON holds them (so does a network folder saved
+before the union)."""
+
+
+NETWORK_DEFAULT = "efficientnet_lite2"
+
+
+class NetworkTeacherConfig(ClassEmbeddingSettings):
+    """A pretrained segmentation network trained end to end whose classifier is the class embeddings.
+
+    teacher/embedding_classified_network.py builds it; the UNet and latent settings do not apply.
+    """
+
+    architecture: Literal["network"] = Field(
+        description="a segmentation network whose classifier is the class embeddings (the prompts)"
+    )
+    network: str = Field(default=NETWORK_DEFAULT, description="a registered network (networks.list_networks)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_diffusion_defaults(cls, data: Any) -> Any:
+        """Folders saved before the union hold every diffusion field at its default: read them; one set is an error."""
+        if not isinstance(data, dict):
+            return data
+        kept = {}
+        for key, value in data.items():
+            if key not in DIFFUSION_ONLY:
+                kept[key] = value
+            elif to_jsonable_python(value) != DIFFUSION_ONLY[key]:
+                raise ValueError(f"{key} is a diffusion setting: architecture network trains its whole network")
+        return kept
+
+    @model_validator(mode="after")
+    def _known_network(self) -> NetworkTeacherConfig:
+        from networks import list_networks
+
+        if self.network not in list_networks():
+            raise ValueError(f"unknown network {self.network!r}: choose one of {', '.join(list_networks())}")
+        return self
+
+
+def _architecture(data: Any) -> str | None:
+    if isinstance(data, dict):
+        architecture = data.get("architecture", "diffusion")
+    else:
+        architecture = getattr(data, "architecture", None)
+    return architecture if architecture in ("diffusion", "network") else None
+
+
+TeacherConfig = Annotated[
+    Annotated[DiffusionTeacherConfig, Tag("diffusion")] | Annotated[NetworkTeacherConfig, Tag("network")],
+    Discriminator(
+        _architecture,
+        custom_error_type="architecture",
+        custom_error_message="architecture must be diffusion or network",
+    ),
+]
+"""Either teacher config, told apart by ``architecture`` (default diffusion)."""
+
+_TEACHER_CONFIG = TypeAdapter(TeacherConfig)
+
+
+def parse_teacher_config(fields: dict[str, Any]) -> DiffusionTeacherConfig | NetworkTeacherConfig:
+    """The teacher config ``fields`` describe (``architecture`` picks the kind).
+
+    A bad field is a ValueError of one line naming its first problem where the user wrote it
+    (``head_channels: ...``, not ``network.head_channels``: the union's tag is no key of theirs).
+    """
+    try:
+        return _TEACHER_CONFIG.validate_python(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"][1:] if first["loc"][:1] in (("diffusion",), ("network",)) else first["loc"]
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{'.'.join(map(str, loc))}: {message}" if loc else message) from None

@@ -23,7 +23,7 @@ from networks import create_network, normalize_images
 from networks.feature_info import FeatureInfo
 from networks.registry import OFFLINE_IMAGENET_NETWORKS
 from prompt_kit.class_embeddings import ClassEmbeddings
-from teacher.config import TeacherConfig
+from teacher.config import NetworkTeacherConfig
 from teacher.head import EmbeddingClassifier
 
 
@@ -35,7 +35,7 @@ class EmbeddingClassifiedNetwork(torch.nn.Module):
     checkpoints stay loadable) but frozen and unused.
     """
 
-    def __init__(self, config: TeacherConfig, imagenet: bool = True) -> None:
+    def __init__(self, config: NetworkTeacherConfig, imagenet: bool = True) -> None:
         super().__init__()
         self.config = config
         weights = "imagenet" if imagenet and config.network in OFFLINE_IMAGENET_NETWORKS else None

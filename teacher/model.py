@@ -17,13 +17,13 @@ from torch import nn
 from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.errors import PromptKitError
 from teacher.attention_maps import ClassAttentionRecorder, install_recorder
-from teacher.config import TeacherConfig
+from teacher.config import DiffusionTeacherConfig
 from teacher.feature_latent import FEATURE_LATENTS, BackboneFeatureLatent
 from teacher.head import EmbeddingClassifier, FeaturePyramidHead
 from teacher.inversion import InversionExtractor, PathControl
 
 
-def tiny_unet(config: TeacherConfig, latent_channels: int) -> UNet2DConditionModel:
+def tiny_unet(config: DiffusionTeacherConfig, latent_channels: int) -> UNet2DConditionModel:
     """A small UNet on a ``latent_channels`` latent: attention only where ``config.attention_levels`` says."""
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in config.attention_levels)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention_levels))
@@ -64,7 +64,7 @@ class DiffusionSegTeacher(nn.Module):
 
     def __init__(
         self,
-        config: TeacherConfig,
+        config: DiffusionTeacherConfig,
         unet: UNet2DConditionModel | None = None,
         vae: AutoencoderKL | None = None,
         scheduler: DDPMScheduler | None = None,

@@ -15,6 +15,7 @@ import torch
 from networks.feature_info import OutputInfo
 from prompt_kit.class_embeddings import ClassEmbeddings
 from teacher.checkpoint import PromptTeacherModel
+from teacher.config import DiffusionTeacherConfig
 from teacher.interface import Teacher
 
 
@@ -24,7 +25,7 @@ class PromptConditionedTeacher(Teacher):
     def __init__(self, model: PromptTeacherModel, embeddings: ClassEmbeddings, identity: str | None = None) -> None:
         model.check_embeddings(embeddings)
         super().__init__(embeddings.class_names, model.input_multiple, identity)
-        self.kind = "diffusion" if model.config.architecture == "diffusion" else "prompt_network"
+        self.kind = "diffusion" if isinstance(model.config, DiffusionTeacherConfig) else "prompt_network"
         self.model = model
         self.register_buffer("tokens", embeddings.tokens.detach().clone(), persistent=True)
         self.register_buffer("attention_mask", embeddings.attention_mask.detach().clone(), persistent=True)

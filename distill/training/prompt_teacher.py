@@ -11,20 +11,26 @@ the student trainer instead (``distill.training.network_teacher``).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 from accelerate.utils import set_seed
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from distill.datasets import PairedViews
 from distill.datasets.holdout import training_and_evaluation_data
+from distill.datasets.segmentation_dataset import SegmentationDataset
 from distill.datasets.unlabelled import has_unlabelled
 from distill.evaluation.segmenter import Segmenter, evaluate_segmenters
 from distill.evaluation.test_time_augmentation import augmented_predictor
+from distill.training.checkpoints import LoopState
 from distill.training.class_weights import ClassWeighting, class_weights
 from distill.training.configuration import ImageSize, config_to_yaml
 from distill.training.core import (
@@ -45,13 +51,21 @@ from prompt_kit.bounds import (
     LearningRate,
     Steps,
 )
+from prompt_kit.class_embeddings import ClassEmbeddings
 from prompt_kit.embedding_cache import EmbeddingCache
 from prompt_kit.encoders import create_encoder, encode_prompt_set
 from prompt_kit.errors import PromptKitError
 from prompt_kit.files import atomic_write_text
-from prompt_kit.prompt_set import load_prompt_set
-from prompt_kit.yaml_files import describe_validation_error
-from teacher import DiffusionSegTeacher, TeacherConfig, build_teacher, load_teacher, save_teacher
+from prompt_kit.prompt_set import PromptSet, load_prompt_set
+from teacher import (
+    DiffusionSegTeacher,
+    DiffusionTeacherConfig,
+    TeacherConfig,
+    build_teacher,
+    load_teacher,
+    parse_teacher_config,
+    save_teacher,
+)
 from teacher.checkpoint import PromptTeacherModel, saved_state_keys
 from teacher.folder import EMBEDDINGS_NAME
 
@@ -73,7 +87,9 @@ class TeacherTrainingConfig(TrainingSettings):
         description="cross-entropy class weights from the train labels (distill.training.class_weights); without them "
         "the teacher leaves poles, signs, fences and people at 0 IoU for hundreds of steps",
     )
-    model: dict[str, Any] = Field(default_factory=dict, description="TeacherConfig overrides")
+    model: dict[str, Any] = Field(
+        default_factory=dict, description="teacher config overrides (teacher.config; architecture diffusion or network)"
+    )
 
     @field_validator("model")
     @classmethod
@@ -83,11 +99,8 @@ class TeacherTrainingConfig(TrainingSettings):
         given = sorted(fixed & set(model))
         if given:
             raise ValueError(f"{given[0]} comes from the prompts and --pretrained, not from model.{given[0]}")
-        try:
-            stand_in = {"num_classes": 2, "embedding_dim": 8, "pretrained": info.data.get("pretrained")}
-            TeacherConfig.model_validate({**stand_in, **model})
-        except ValidationError as exc:
-            raise ValueError(describe_validation_error(exc)) from None
+        stand_in = {"num_classes": 2, "embedding_dim": 8, **_pretrained(info.data.get("pretrained"))}
+        parse_teacher_config({**stand_in, **model})  # a bad field: a one-line ValueError naming it
         return model
 
     init_from: str | None = Field(
@@ -95,6 +108,11 @@ class TeacherTrainingConfig(TrainingSettings):
         description="a teacher folder whose weights training starts from (train longer without starting over; "
         "its UNet is already a denoiser, so pretrain_denoiser is skipped)",
     )
+
+
+def _pretrained(folder: str | None) -> dict[str, str]:
+    """The ``pretrained`` field of the teacher config: only given when set (a network teacher has none)."""
+    return {} if folder is None else {"pretrained": folder}
 
 
 def denoiser_target(teacher: DiffusionSegTeacher, sample, noise, timesteps) -> torch.Tensor:
@@ -179,8 +197,25 @@ def train_teacher(
         return _train_teacher(config, resume, folder, start_time)
 
 
-def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolder, start_time: float) -> dict[str, Any]:
-    out = folder.path
+@dataclasses.dataclass
+class _TeacherSetup:
+    """What both phases and the final evaluation share: the data, the embeddings and the prepared teacher."""
+
+    accelerator: Accelerator
+    prompt_set: PromptSet
+    train_data: SegmentationDataset
+    val_data: SegmentationDataset
+    encoder_spec: str
+    embeddings: ClassEmbeddings  # on the accelerator's device
+    teacher_config: TeacherConfig
+    teacher: torch.nn.Module  # prepared (DDP-wrapped where several processes train)
+    model: PromptTeacherModel  # the same teacher unwrapped
+    views: PairedViews
+    writer: Any
+
+
+def _set_up_teacher(config: TeacherTrainingConfig, out: Path) -> _TeacherSetup:
+    """Data, prompts, embeddings and the teacher (fresh or ``init_from``), checked and prepared."""
     accelerator = make_accelerator(config.mixed_precision)
     set_seed(config.seed)
     prompt_set = load_prompt_set(config.prompts)
@@ -191,11 +226,13 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
     train_data.validate(max_files=64)
     encoder_spec = config.encoder or (f"clip:{config.pretrained}" if config.pretrained else "minilm")
     embeddings = encode_prompt_set(prompt_set, create_encoder(encoder_spec), EmbeddingCache())
-    teacher_config = TeacherConfig(
-        num_classes=embeddings.num_classes,
-        embedding_dim=embeddings.tokens.shape[-1],
-        pretrained=config.pretrained,
-        **config.model,
+    teacher_config = parse_teacher_config(
+        {
+            "num_classes": embeddings.num_classes,
+            "embedding_dim": embeddings.tokens.shape[-1],
+            **_pretrained(config.pretrained),
+            **config.model,
+        }
     )
     teacher = (
         build_teacher(teacher_config) if not config.init_from else initial_teacher(config.init_from, teacher_config)
@@ -206,72 +243,68 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
     if accelerator.is_main_process:
         embeddings.save(out / EMBEDDINGS_NAME)
         atomic_write_text(out / "config.yaml", config_to_yaml(config))
-
     views = PairedViews(
         train_data, teacher_size=config.image_size, student_size=None, train=config.augment, seed=config.seed
     )
     writer = tensorboard_writer(out / "tensorboard", accelerator)
-    teacher = accelerator.prepare(teacher)
-    model = accelerator.unwrap_model(teacher)
-    device_embeddings = embeddings.to(accelerator.device)
-    saved = set(saved_state_keys(model))
-
-    segmentation_checkpoint = out / "checkpoints" / "last"
-
-    def checkpoints_at(path: Path, optimizer, scheduler) -> Checkpoints:
-        """The phase's checkpoints: the teacher's trained parts only, stamped with the config digest."""
-        return Checkpoints(
-            path,
-            accelerator,
-            teacher,
-            optimizer,
-            scheduler,
-            keep=saved.__contains__,
-            config_sha256=folder.config_sha256,
-        )
-
-    denoise = (
-        teacher_config.architecture == "diffusion"
-        and config.pretrain_denoiser
-        and not config.init_from
-        and not (config.pretrained and teacher_config.freeze_unet)
+    prepared = accelerator.prepare(teacher)
+    return _TeacherSetup(
+        accelerator=accelerator,
+        prompt_set=prompt_set,
+        train_data=train_data,
+        val_data=val_data,
+        encoder_spec=encoder_spec,
+        embeddings=embeddings.to(accelerator.device),
+        teacher_config=teacher_config,
+        teacher=prepared,
+        model=accelerator.unwrap_model(prepared),
+        views=views,
+        writer=writer,
     )
-    if denoise and not (resume and checkpoint_exists(segmentation_checkpoint)):
-        optimizer = torch.optim.AdamW([p for p in model.unet.parameters() if p.requires_grad], lr=config.denoiser_lr)
-        scheduler = constant_schedule(optimizer)
-        optimizer = accelerator.prepare(optimizer)  # schedulers stay unprepared (see distill run)
-        model.record_features(False)
 
-        def denoiser_step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-            return denoiser_loss(model, device_embeddings, batch["teacher_image"]), {}
 
-        train_steps(
-            accelerator=accelerator,
-            model=teacher,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            views=views,
-            # the denoiser is never evaluated nor clipped
-            settings=config.loop_settings(steps=config.pretrain_denoiser, eval_every=None, grad_clip=0.0),
-            checkpoints=checkpoints_at(out / "checkpoints" / "denoiser", optimizer, scheduler),
-            loss_fn=denoiser_step,
-            resume=resume,
-            writer=writer,
-            description="denoiser",
-            log_prefix="denoiser",
-            # the denoiser's forward bypasses the DDP wrapper (it is not the teacher's forward): sync by hand
-            synced_by_hand=[p for p in model.unet.parameters() if p.requires_grad],
-        )
-        model.record_features(True)
+def _pretrain_denoiser(
+    config: TeacherTrainingConfig, setup: _TeacherSetup, checkpoints: Callable[..., Checkpoints], resume: bool
+) -> None:
+    """Phase one: DDPM training of the UNet on the dataset's images (the tiny UNet reads diffusion features)."""
+    model = setup.model
+    trained = [p for p in model.unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.denoiser_lr)
+    scheduler = constant_schedule(optimizer)
+    optimizer = setup.accelerator.prepare(optimizer)  # schedulers stay unprepared (see distill run)
+    model.record_features(False)
 
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
-    optimizer = accelerator.prepare(optimizer)
-    ignore_index = train_data.taxonomy.ignore_index
-    weights = class_weights(train_data, config.class_weighting, accelerator.device)
+    def denoiser_step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        return denoiser_loss(model, setup.embeddings, batch["teacher_image"]), {}
 
-    inversion = teacher_config.inversion if teacher_config.extraction == "inversion" else None
+    train_steps(
+        accelerator=setup.accelerator,
+        model=setup.teacher,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        views=setup.views,
+        # the denoiser is never evaluated nor clipped
+        settings=config.loop_settings(steps=config.pretrain_denoiser, eval_every=None, grad_clip=0.0),
+        checkpoints=checkpoints(optimizer, scheduler),
+        loss_fn=denoiser_step,
+        resume=resume,
+        writer=setup.writer,
+        description="denoiser",
+        log_prefix="denoiser",
+        # the denoiser's forward bypasses the DDP wrapper (it is not the teacher's forward): sync by hand
+        synced_by_hand=trained,
+    )
+    model.record_features(True)
+
+
+def _segmentation_step(
+    setup: _TeacherSetup, weights: torch.Tensor | None
+) -> Callable[[dict[str, Any]], tuple[torch.Tensor, dict[str, float]]]:
+    """Phase two's loss: weighted cross-entropy, plus DIFF's path-controlled branch where the config asks."""
+    ignore_index = setup.train_data.taxonomy.ignore_index
+    teacher_config = setup.teacher_config
+    diffusion = isinstance(teacher_config, DiffusionTeacherConfig)
+    inversion = teacher_config.inversion if diffusion and teacher_config.extraction == "inversion" else None
     path_control = inversion is not None and inversion.path_control
 
     def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -280,43 +313,94 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
 
     def segmentation_step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         labels = batch["teacher_label"]
-        logits = teacher(batch["teacher_image"], device_embeddings)
+        logits = setup.teacher(batch["teacher_image"], setup.embeddings)
         loss = cross_entropy(logits, labels)
         if not path_control:
             return loss, {}
         # DIFF's two branches: the same head on the plain and on the path-controlled features, each with its
         # cross-entropy, and the MSE between their stride-4 logits (neither side detached)
-        steered = teacher(batch["teacher_image"], device_embeddings, labels=labels)
+        steered = setup.teacher(batch["teacher_image"], setup.embeddings, labels=labels)
         consistency = F.mse_loss(steered.float(), logits.float())
         loss = loss + cross_entropy(steered, labels) + inversion.consistency_weight * consistency
         return loss, {"consistency": float(consistency.detach())}
 
+    return segmentation_step
+
+
+def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolder, start_time: float) -> dict[str, Any]:
+    out = folder.path
+    setup = _set_up_teacher(config, out)
+    accelerator, model = setup.accelerator, setup.model
+    saved = set(saved_state_keys(model))
+    segmentation_checkpoint = out / "checkpoints" / "last"
+
+    def checkpoints_at(path: Path, optimizer, scheduler) -> Checkpoints:
+        """The phase's checkpoints: the teacher's trained parts only, stamped with the config digest."""
+        return Checkpoints(
+            path,
+            accelerator,
+            setup.teacher,
+            optimizer,
+            scheduler,
+            keep=saved.__contains__,
+            config_sha256=folder.config_sha256,
+        )
+
+    denoise = (
+        isinstance(setup.teacher_config, DiffusionTeacherConfig)
+        and config.pretrain_denoiser
+        and not config.init_from
+        and not (config.pretrained and setup.teacher_config.freeze_unet)
+    )
+    if denoise and not (resume and checkpoint_exists(segmentation_checkpoint)):
+        _pretrain_denoiser(config, setup, functools.partial(checkpoints_at, out / "checkpoints" / "denoiser"), resume)
+
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = poly_schedule(optimizer, config.steps, config.warmup_steps)
+    optimizer = accelerator.prepare(optimizer)
+    weights = class_weights(setup.train_data, config.class_weighting, accelerator.device)
+
     def evaluate() -> dict[str, Any]:
-        return evaluate_teacher(model, device_embeddings, val_data, config.image_size, accelerator, config.val_images)
+        return evaluate_teacher(
+            model, setup.embeddings, setup.val_data, config.image_size, accelerator, config.val_images
+        )
 
     state = train_steps(
         accelerator=accelerator,
-        model=teacher,
+        model=setup.teacher,
         optimizer=optimizer,
         scheduler=scheduler,
-        views=views,
+        views=setup.views,
         settings=config.loop_settings(),
         checkpoints=checkpoints_at(segmentation_checkpoint, optimizer, scheduler),
-        loss_fn=segmentation_step,
+        loss_fn=_segmentation_step(setup, weights),
         evaluate=evaluate,
         keep_best=lambda: save_teacher(model, out),
         resume=resume,
-        writer=writer,
+        writer=setup.writer,
         description="teacher",
     )
     if config.steps == 0 and accelerator.is_main_process:
         save_teacher(model, out)
     accelerator.wait_for_everyone()
-    # the kept (best) weights are what the folder holds: report their numbers and panels
+    return _finish_teacher(config, setup, folder, state, weights, start_time)
+
+
+def _finish_teacher(
+    config: TeacherTrainingConfig,
+    setup: _TeacherSetup,
+    folder: RunFolder,
+    state: LoopState,
+    weights: torch.Tensor | None,
+    start_time: float,
+) -> dict[str, Any]:
+    """Evaluate the kept (best) weights, which the folder holds, and write their metrics, panels and provenance."""
+    out, accelerator, val_data = folder.path, setup.accelerator, setup.val_data
     kept = load_teacher(out).to(accelerator.device)
     final = evaluate_teacher(
         kept,
-        device_embeddings,
+        setup.embeddings,
         val_data,
         config.image_size,
         accelerator,
@@ -329,7 +413,7 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
         "best_step": state.best_step or config.steps,
         "history": state.history,
         "train_seconds": elapsed(start_time),
-        "val_images": _count(val_data, config.val_images),
+        "eval_images": config.evaluated_images(val_data),
         "eval_split": val_data.split,
         "image_size": list(config.image_size),
         "class_weights": None if weights is None else [round(float(w), 4) for w in weights],
@@ -338,9 +422,9 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
         stage="teacher",
         seed=config.seed,
         prompt_set=str(config.prompts),
-        prompt_set_hash=prompt_set.content_hash(),
-        encoder=encoder_spec,
-        style=prompt_set.style,
+        prompt_set_hash=setup.prompt_set.content_hash(),
+        encoder=setup.encoder_spec,
+        style=setup.prompt_set.style,
         data=config.data,
         device=str(accelerator.device),
         mixed_precision=accelerator.mixed_precision,
@@ -350,14 +434,10 @@ def _train_teacher(config: TeacherTrainingConfig, resume: bool, folder: RunFolde
         changed_on_resume=folder.changed_on_resume,
     )
     write_finished(out, accelerator, record, metrics)
-    if writer is not None:
-        writer.close()
+    if setup.writer is not None:
+        setup.writer.close()
     accelerator.end_training()
     return metrics
-
-
-def _count(dataset, limit: int | None) -> int:
-    return len(dataset) if limit is None else min(limit, len(dataset))
 
 
 __all__ = ["TeacherTrainingConfig", "evaluate_teacher", "train_teacher"]

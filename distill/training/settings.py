@@ -11,6 +11,7 @@ sorted values) is unchanged. The loop's settings are built from them in one plac
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sized
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -69,6 +70,10 @@ class EvaluationSettings(BaseModel):
         default=None, description="evaluate on the first N val images (None: all)"
     )
     panels: Annotated[int, Field(ge=0, le=64)] = 4
+
+    def evaluated_images(self, dataset: Sized) -> int:
+        """How many of ``dataset``'s images an evaluation reads (``val_images`` caps it): metrics' ``eval_images``."""
+        return len(dataset) if self.val_images is None else min(self.val_images, len(dataset))
 
 
 class CheckpointSettings(BaseModel):

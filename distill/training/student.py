@@ -387,7 +387,7 @@ def _final_metrics(
         "teacher_views": train_views(config),
         **teacher_cost,
         "eval_split": val_data.split,
-        "eval_images": len(val_data),
+        "eval_images": config.evaluated_images(val_data),
     }
     if accelerator.is_main_process:
         embeddings = getattr(teacher, "embeddings", None)

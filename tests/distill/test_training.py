@@ -102,7 +102,7 @@ def test_student_run_folder_and_same_seed_same_numbers(runner, trained_teacher, 
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert a["miou"] == b["miou"] and a["history"] == b["history"]
-    assert a["teacher"]["miou"] > 0
+    assert a["teacher"]["miou"] > 0 and a["eval_images"] == 8  # val_images=8 of the 24 val scenes
     # the train steps' own time: part of the whole run's, which also builds, evaluates and saves
     assert 0 < a["seconds_per_step"] * a["history"][-1]["step"] < a["train_seconds"]
     names = {path.name for path in (tmp_path / "a").iterdir()}
@@ -326,7 +326,7 @@ def test_teacher_holdout_evaluates_on_the_images_a_student_holdout_keeps_out(run
     result = runner.invoke(distill, _teacher_args(tmp_path / "t", ["--steps", "2", "--set", "holdout=6"]))
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
-    assert metrics["eval_split"] == "train-holdout" and metrics["val_images"] == 6
+    assert metrics["eval_split"] == "train-holdout" and metrics["eval_images"] == 6
     result = runner.invoke(distill, _teacher_args(tmp_path / "v", ["--steps", "2"]))
     assert json.loads((tmp_path / "v" / "metrics.json").read_text())["eval_split"] == "val"
 

@@ -31,11 +31,12 @@ from distill.training.run_config import RunConfig
 from distill.unlabelled.adaptation import AdaptConfig
 from prompt_kit.errors import PromptKitError
 from prompt_kit.readers import parse_yaml
-from teacher.config import TeacherConfig
+from teacher.config import DiffusionTeacherConfig
 from tests.reliability.conftest import DATA, assert_clean_error, files_under
 
 GROUPS = {"distill": distill, "promptkit": promptkit}
-MODELS = [RunConfig, TeacherTrainingConfig, CompareConfig, AdaptConfig, TeacherConfig, WeightSchedule, KDTermSpec]
+MODELS = [RunConfig, TeacherTrainingConfig, CompareConfig, AdaptConfig, DiffusionTeacherConfig]
+MODELS += [WeightSchedule, KDTermSpec]
 HYPOTHESIS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -171,7 +172,7 @@ def test_a_bad_number_for_any_config_field_is_refused_naming_it(
     if model in BASES:
         with pytest.raises(PromptKitError, match=name_alone):
             load_config(model, None, [f"{name}={text}"], BASES[model])
-    elif model is TeacherConfig:
+    elif model is DiffusionTeacherConfig:
         with pytest.raises(PromptKitError, match=name_alone):
             load_config(TeacherTrainingConfig, None, [f"model.{name}={text}"], BASES[TeacherTrainingConfig])
     else:  # a KD term's weight or its schedule: models inside a run config's kd list

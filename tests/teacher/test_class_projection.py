@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from teacher import DiffusionSegTeacher, TeacherConfig
+from teacher import DiffusionSegTeacher, DiffusionTeacherConfig
 from teacher.head import CLASS_PROJECTIONS, EmbeddingClassifier
 from tests.teacher.conftest import random_embeddings
 from tests.teacher.test_teacher import TINY, swapped
@@ -16,7 +16,7 @@ from tests.teacher.test_teacher import TINY, swapped
 
 def tiny_teacher(**overrides) -> DiffusionSegTeacher:
     torch.manual_seed(0)
-    return DiffusionSegTeacher(TeacherConfig(num_classes=5, embedding_dim=24, **{**TINY, **overrides})).eval()
+    return DiffusionSegTeacher(DiffusionTeacherConfig(num_classes=5, embedding_dim=24, **{**TINY, **overrides})).eval()
 
 
 def with_copied_class(embeddings, source: int, target: int):
@@ -95,7 +95,7 @@ def test_a_learned_projection_separates_what_the_prompts_made_near_identical(pro
 
 
 def test_older_teacher_configs_keep_the_mlp():
-    config = TeacherConfig.model_validate({"num_classes": 5, "embedding_dim": 24})
+    config = DiffusionTeacherConfig.model_validate({"num_classes": 5, "embedding_dim": 24})
     assert config.class_projection == "mlp" and config.logit_scale is None
     with pytest.raises(ValueError, match="class_projection"):
-        TeacherConfig(num_classes=5, embedding_dim=24, class_projection="frozn")
+        DiffusionTeacherConfig(num_classes=5, embedding_dim=24, class_projection="frozn")

@@ -12,7 +12,7 @@ from prompt_kit.encoders import create_encoder, encode_prompt_set
 from prompt_kit.prompt_set import load_prompt_set
 from prompt_kit.resources import prompts_dir
 from teacher.checkpoint import build_teacher
-from teacher.config import TeacherConfig
+from teacher.config import DiffusionTeacherConfig
 
 pytestmark = [
     pytest.mark.cuda,
@@ -24,7 +24,8 @@ def test_half_precision_frozen_parts_on_cuda_match_the_cpu_teacher(tiny_sd_full_
     embeddings = encode_prompt_set(
         load_prompt_set(prompts_dir() / "camvid" / "label.yaml"), create_encoder(f"clip:{tiny_sd_full_folder}")
     )
-    config = TeacherConfig(num_classes=11, embedding_dim=32, pretrained=str(tiny_sd_full_folder), head_channels=16)
+    folder = str(tiny_sd_full_folder)
+    config = DiffusionTeacherConfig(num_classes=11, embedding_dim=32, pretrained=folder, head_channels=16)
     torch.manual_seed(0)
     teacher = build_teacher(config).eval()
     images = torch.rand(2, 3, 32, 32)

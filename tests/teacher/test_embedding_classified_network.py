@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from cli.distill_cli import distill
-from teacher import EmbeddingClassifiedNetwork, TeacherConfig, TeacherFolder, load_teacher, save_teacher
+from teacher import (
+    EmbeddingClassifiedNetwork,
+    NetworkTeacherConfig,
+    TeacherFolder,
+    load_teacher,
+    parse_teacher_config,
+    save_teacher,
+)
 from teacher.checkpoint import build_teacher
 from tests.distill.conftest import DATA
 from tests.teacher.conftest import random_embeddings
@@ -18,7 +25,7 @@ from tests.teacher.test_teacher import swapped
 
 def tiny_network_teacher(**overrides) -> EmbeddingClassifiedNetwork:
     torch.manual_seed(0)
-    config = TeacherConfig(num_classes=5, embedding_dim=24, architecture="network", network="tiny", **overrides)
+    config = NetworkTeacherConfig(num_classes=5, embedding_dim=24, architecture="network", network="tiny", **overrides)
     return build_teacher(config).eval()
 
 
@@ -75,7 +82,7 @@ def test_the_whole_network_is_saved_and_loads_back(tmp_path):
 )
 def test_network_settings_that_do_not_fit_are_clear_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
-        TeacherConfig(num_classes=5, embedding_dim=24, **{"architecture": "network", **overrides})
+        parse_teacher_config({"num_classes": 5, "embedding_dim": 24, "architecture": "network", **overrides})
 
 
 def test_distill_teacher_trains_a_prompt_conditioned_network(runner, tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from teacher.config import TeacherConfig
+from teacher.config import DiffusionTeacherConfig
 from tests.teacher.test_inversion import _embeddings, make_sd_folder
 
 
@@ -26,7 +26,7 @@ def sd21(tmp_path_factory):
     ],
 )
 def test_checkpointing_is_on_where_the_gradient_crosses_a_pretrained_unet(fields, expected):
-    assert TeacherConfig(num_classes=3, embedding_dim=8, **fields).uses_gradient_checkpointing is expected
+    assert DiffusionTeacherConfig(num_classes=3, embedding_dim=8, **fields).uses_gradient_checkpointing is expected
 
 
 def test_checkpointing_changes_no_logit_and_no_gradient(sd21):
@@ -40,7 +40,7 @@ def test_checkpointing_changes_no_logit_and_no_gradient(sd21):
     results = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
-        config = TeacherConfig(
+        config = DiffusionTeacherConfig(
             num_classes=3, embedding_dim=dim, pretrained=str(sd21), gradient_checkpointing=checkpointing
         )
         teacher = build_teacher(config).train()

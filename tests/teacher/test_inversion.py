@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from prompt_kit.errors import PromptKitError
-from teacher.config import TeacherConfig
+from teacher.config import DiffusionTeacherConfig, parse_teacher_config
 from teacher.inversion import DIFF_SAVE_STEPS, DIFF_TIMESTEPS, InversionConfig, ddim_move, epsilon_from_output
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def _teacher(folder: Path, classes: int = 3, **inversion):
     from teacher.checkpoint import build_teacher
 
     dim = UNet2DConditionModel.load_config(folder / "unet")["cross_attention_dim"]
-    config = TeacherConfig(
+    config = DiffusionTeacherConfig(
         num_classes=classes,
         embedding_dim=dim,
         pretrained=str(folder),
@@ -244,7 +244,7 @@ def test_a_layer_or_timestep_the_unet_lacks_is_a_one_line_error(sd_folder, bad, 
 )
 def test_the_config_refuses_what_inversion_cannot_train(fields, message):
     with pytest.raises(ValueError, match=message):
-        TeacherConfig(num_classes=3, embedding_dim=8, extraction="inversion", **fields)
+        parse_teacher_config({"num_classes": 3, "embedding_dim": 8, "extraction": "inversion", **fields})
 
 
 def test_distill_teacher_trains_an_inversion_teacher_from_the_command_line(sd_folder, runner, tmp_path):

@@ -7,7 +7,7 @@ import torch
 
 from prompt_kit import PromptKitError
 from prompt_kit.class_embeddings import ClassEmbeddings
-from teacher import DiffusionSegTeacher, TeacherConfig, build_teacher, load_teacher, save_teacher
+from teacher import DiffusionSegTeacher, DiffusionTeacherConfig, build_teacher, load_teacher, save_teacher
 from tests.teacher.conftest import random_embeddings
 
 TINY = dict(block_out_channels=(16, 32, 32), attention_levels=(False, True, True), head_channels=16, class_dim=16)
@@ -15,7 +15,7 @@ TINY = dict(block_out_channels=(16, 32, 32), attention_levels=(False, True, True
 
 def tiny_teacher(**overrides) -> DiffusionSegTeacher:
     torch.manual_seed(0)
-    return DiffusionSegTeacher(TeacherConfig(num_classes=5, embedding_dim=24, **{**TINY, **overrides})).eval()
+    return DiffusionSegTeacher(DiffusionTeacherConfig(num_classes=5, embedding_dim=24, **{**TINY, **overrides})).eval()
 
 
 def swapped(embeddings: ClassEmbeddings, i: int, j: int) -> ClassEmbeddings:
@@ -98,7 +98,8 @@ def test_pretrained_stable_diffusion_folder(tiny_sd_full_folder, tmp_path):
     embeddings = encode_prompt_set(
         load_prompt_set(prompts_dir() / "camvid" / "label.yaml"), create_encoder(f"clip:{tiny_sd_full_folder}")
     )
-    config = TeacherConfig(num_classes=11, embedding_dim=32, pretrained=str(tiny_sd_full_folder), head_channels=16)
+    folder = str(tiny_sd_full_folder)
+    config = DiffusionTeacherConfig(num_classes=11, embedding_dim=32, pretrained=folder, head_channels=16)
     teacher = build_teacher(config).eval()
     assert teacher.vae is not None and teacher.scheduler.config.prediction_type == "v_prediction"
     assert not any(p.requires_grad for p in teacher.unet.parameters())
@@ -122,7 +123,7 @@ def test_pretrained_stable_diffusion_folder(tiny_sd_full_folder, tmp_path):
 
 def test_pretrained_folder_without_a_unet(tmp_path):
     with pytest.raises(PromptKitError, match="not a Stable Diffusion diffusers folder"):
-        build_teacher(TeacherConfig(num_classes=3, embedding_dim=8, pretrained=str(tmp_path)))
+        build_teacher(DiffusionTeacherConfig(num_classes=3, embedding_dim=8, pretrained=str(tmp_path)))
 
 
 def test_attention_heads_have_the_configured_width():
@@ -185,9 +186,9 @@ def test_a_teacher_on_frozen_imagenet_features(backbone, tmp_path):
 
 def test_a_latent_that_does_not_fit_is_a_clear_error():
     with pytest.raises(ValueError, match="latent vae needs pretrained"):
-        TeacherConfig(num_classes=5, embedding_dim=24, latent="vae")
+        DiffusionTeacherConfig(num_classes=5, embedding_dim=24, latent="vae")
     with pytest.raises(ValueError, match="trains its own UNet"):
-        TeacherConfig(num_classes=5, embedding_dim=24, latent="efficientnet_lite0", pretrained="/sd")
+        DiffusionTeacherConfig(num_classes=5, embedding_dim=24, latent="efficientnet_lite0", pretrained="/sd")
 
 
 def test_a_finetuned_feature_latent_trains_and_is_saved(tmp_path):
@@ -216,4 +217,4 @@ def test_a_finetuned_feature_latent_trains_and_is_saved(tmp_path):
 
 def test_finetune_latent_needs_a_backbone_latent():
     with pytest.raises(ValueError, match="finetune_latent needs a backbone latent"):
-        TeacherConfig(num_classes=3, embedding_dim=8, finetune_latent=True)
+        DiffusionTeacherConfig(num_classes=3, embedding_dim=8, finetune_latent=True)
