@@ -19,10 +19,11 @@ ROOMS = [
     "distill.training",
     "distill.unlabelled",
     "distill.compare",
+    "distill.prompt_search",
     "cli",
 ]
 # rooms beside each other on one floor: neither imports the other
-SIDE_BY_SIDE = {("distill.unlabelled", "distill.compare")}
+SIDE_BY_SIDE = {("distill.unlabelled", "distill.compare"), ("distill.unlabelled", "distill.prompt_search")}
 
 
 def _room(module: str) -> str | None:
