@@ -295,17 +295,33 @@ def ensemble(items: Sequence[TextEmbedding]) -> TextEmbedding:
     return TextEmbedding(mean_tokens, (weight > 0).float(), pooled)
 
 
+def embed_cached(
+    texts: Sequence[str], encoder: TextEncoder, cache: EmbeddingCache | None = None
+) -> dict[str, TextEmbedding]:
+    """Each distinct text's embedding; texts found in ``cache`` are not re-run, new ones are stored."""
+    unique = sorted(set(texts))
+    found = cache.get_many(encoder.identity, unique) if cache else {}
+    missing = [text for text in unique if text not in found]
+    computed = dict(zip(missing, encoder.embed_texts(missing), strict=True))
+    if cache and computed:
+        cache.put_many(encoder.identity, computed)
+    return {**found, **computed}
+
+
+def class_vectors(
+    texts_per_class: Sequence[Sequence[str]], encoder: TextEncoder, cache: EmbeddingCache | None = None
+) -> torch.Tensor:
+    """Unit pooled vectors ``[C, D]``, each class's texts ensembled (what a frozen classifier compares with)."""
+    by_text = embed_cached([text for texts in texts_per_class for text in texts], encoder, cache)
+    pooled = [ensemble([by_text[text] for text in texts]).pooled for texts in texts_per_class]
+    return F.normalize(torch.stack(pooled).float(), dim=-1)
+
+
 def encode_prompt_set(
     prompt_set: PromptSet, encoder: TextEncoder, cache: EmbeddingCache | None = None
 ) -> ClassEmbeddings:
     """ClassEmbeddings for every class of ``prompt_set`` (texts found in ``cache`` are not re-run)."""
-    texts = sorted({text for entry in prompt_set.classes for text in entry.texts})
-    found = cache.get_many(encoder.identity, texts) if cache else {}
-    missing = [text for text in texts if text not in found]
-    computed = dict(zip(missing, encoder.embed_texts(missing), strict=True))
-    if cache and computed:
-        cache.put_many(encoder.identity, computed)
-    by_text = {**found, **computed}
+    by_text = embed_cached([text for entry in prompt_set.classes for text in entry.texts], encoder, cache)
     per_class = [ensemble([by_text[text] for text in entry.texts]) for entry in prompt_set.classes]
     length = max(item.tokens.shape[0] for item in per_class)
     tokens = torch.stack([F.pad(item.tokens, (0, 0, 0, length - item.tokens.shape[0])) for item in per_class])

@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from distill.datasets import create_dataset
+from distill.prompt_search.controls import ControlScore, build_controls, control_table, random_word_texts
 from distill.prompt_search.feature_bank import build_feature_bank
 from distill.prompt_search.quick_teacher import QuickTeacherSettings, train_quick_teacher
+from prompt_kit.concepts import load_lexicon
+from prompt_kit.embedding_cache import EmbeddingCache
+from prompt_kit.encoders import create_encoder
+from prompt_kit.styles import style_names
 from teacher.feature_latent import BackboneFeatureLatent
 
 SIZE = (32, 48)
@@ -74,3 +79,39 @@ def test_frozen_class_vectors_decide_what_the_head_can_tell_apart(banks):
     assert frozen.per_class_iou[max(first, second)] == 0.0  # argmax ties go to the lower class index
     learned = train_quick_teacher(train, held_out, tied, QUICK, seed=0, learn_class_vectors=True)
     assert learned.per_class_iou[max(first, second)] > 0.0
+
+
+def test_the_controls_are_every_shipped_style_random_words_random_vectors_and_learned(tmp_path):
+    taxonomy = create_dataset("synthetic:count=4,size=32x48", "train").taxonomy
+    controls = build_controls("camvid", taxonomy, create_encoder("minilm"), EmbeddingCache(tmp_path))
+    names = [control.name for control in controls]
+    assert names == [*style_names(), "random_words", "random_vectors", "learned"]
+    for control in controls:
+        assert control.vectors.shape == (11, 384) and control.learned == (control.name == "learned")
+        torch.testing.assert_close(control.vectors.norm(dim=1), torch.ones(11))
+    by_name = {control.name: control.vectors for control in controls}
+    assert torch.equal(by_name["learned"], by_name["label"])  # learned from the label vectors
+    assert not torch.allclose(by_name["random_words"], by_name["label"])
+
+
+def test_random_words_keep_the_word_counts_and_the_label_and_share_no_word_with_the_lexicon():
+    taxonomy = create_dataset("synthetic:count=4,size=32x48", "train").taxonomy
+    texts = random_word_texts("camvid", taxonomy, seed=0)
+    assert texts == random_word_texts("camvid", taxonomy, seed=0) != random_word_texts("camvid", taxonomy, seed=1)
+    lexicon = load_lexicon()
+    curated = {word for concept in lexicon.concepts.values() for word in [*concept.describing, *concept.concepts]}
+    for info, (text,) in zip(taxonomy.classes, texts, strict=True):
+        *words, label = text.split(", ")
+        assert label == info.label and len(words) == 4 and not set(words) & curated
+
+
+def test_the_control_table_pairs_each_control_with_the_label_baseline_seed_by_seed():
+    scores = [ControlScore("label", s, m) for s, m in ((0, 0.50), (1, 0.52), (2, 0.51))]
+    scores += [ControlScore("sentence", s, m) for s, m in ((0, 0.53), (1, 0.55), (2, 0.54))]
+    scores += [ControlScore("random_vectors", s, m) for s, m in ((0, 0.40), (1, 0.55), (2, 0.45))]
+    rows = {row["control"]: row for row in control_table(scores)}
+    assert rows["label"]["seeds"] == 3 and "difference" not in rows["label"]
+    assert rows["sentence"]["difference"] == pytest.approx(0.03) and rows["sentence"]["told_from_noise"]
+    assert rows["random_vectors"]["difference"] == pytest.approx((-0.10 + 0.03 - 0.06) / 3)
+    noisy = rows["random_vectors"]
+    assert not noisy["told_from_noise"] and noisy["low"] < 0 < noisy["high"]
