@@ -69,6 +69,12 @@ def main() -> None:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     settings = QuickTeacherSettings(steps=args.steps)
 
+    asked = {**{k: v for k, v in vars(args).items() if k not in ("out", "seeds")}, **settings.model_dump()}
+    settings_path = out / "settings.json"
+    if settings_path.is_file() and json.loads(settings_path.read_text()) != asked:
+        raise SystemExit(f"{out} holds scores of other settings ({settings_path}): pass a new --out")
+    atomic_write_text(settings_path, json.dumps(asked, indent=2))
+
     start = time.perf_counter()
     train_data, held_out = training_and_evaluation_data(args.data, args.holdout)
     backbone = BackboneFeatureLatent(args.backbone, stride=args.stride)
@@ -77,11 +83,6 @@ def main() -> None:
     bank_seconds = time.perf_counter() - start
     controls = build_controls(args.dataset, train_data.taxonomy, create_encoder(args.encoder), EmbeddingCache())
 
-    asked = {**{k: v for k, v in vars(args).items() if k not in ("out", "seeds")}, **settings.model_dump()}
-    settings_path = out / "settings.json"
-    if settings_path.is_file() and json.loads(settings_path.read_text()) != asked:
-        raise SystemExit(f"{out} holds scores of other settings ({settings_path}): pass a new --out")
-    atomic_write_text(settings_path, json.dumps(asked, indent=2))
     scores_path = out / "scores.jsonl"
     done = {}
     if scores_path.is_file():
