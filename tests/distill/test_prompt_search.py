@@ -9,6 +9,8 @@ from distill.datasets import create_dataset
 from distill.prompt_search.controls import ControlScore, build_controls, control_table, random_word_texts
 from distill.prompt_search.feature_bank import build_feature_bank
 from distill.prompt_search.quick_teacher import QuickTeacherSettings, train_quick_teacher
+from distill.prompt_search.search import SearchSettings, open_study, run_search
+from distill.prompt_search.space import search_space
 from prompt_kit.concepts import load_lexicon
 from prompt_kit.embedding_cache import EmbeddingCache
 from prompt_kit.encoders import create_encoder
@@ -115,3 +117,50 @@ def test_the_control_table_pairs_each_control_with_the_label_baseline_seed_by_se
     assert rows["random_vectors"]["difference"] == pytest.approx((-0.10 + 0.03 - 0.06) / 3)
     noisy = rows["random_vectors"]
     assert not noisy["told_from_noise"] and noisy["low"] < 0 < noisy["high"]
+
+
+TRIAL = QuickTeacherSettings(steps=8, batch_size=8, hidden=16, eval_every=4)
+SEARCH = SearchSettings(trials=3, seed=0, quick_teacher=TRIAL)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return search_space("camvid", create_dataset("synthetic:count=4,size=32x48", "train").taxonomy)
+
+
+def test_the_space_offers_each_class_its_label_sentence_and_curated_words(space):
+    sky = space[0]
+    assert sky.name == "Sky" and sky.text("label") == "sky" and sky.text("sentence").startswith("The open sky")
+    assert sky.text("words", ("blue", "clouds", "blue", "haze")) == "blue, clouds, haze, sky"
+    assert {"blue", "clouds"} <= set(sky.pool)  # bag-of-words candidates and the orthogonal style's concepts
+    with pytest.raises(ValueError, match="unknown template"):
+        sky.text("poem")
+
+
+def test_a_search_records_each_trial_and_a_killed_one_resumes_without_repeating_finished_trials(banks, space, tmp_path):
+    train, held_out = banks
+    encoder, cache = create_encoder("minilm"), EmbeddingCache(tmp_path / "cache")
+    study = run_search(space, train, held_out, encoder, tmp_path / "s", SEARCH, cache, progress=False)
+    finished = [trial for trial in study.trials if trial.state.name == "COMPLETE"]
+    assert len(finished) == 3 and (tmp_path / "s" / "study.db").is_file()
+    for trial in finished:
+        assert len(trial.user_attrs["texts"]) == 11 and 0 <= trial.value <= 1
+        assert -1 <= trial.user_attrs["mean_cos"] <= trial.user_attrs["max_cos"] <= 1
+    # a kill mid-trial leaves it running; the next run marks it failed and runs only what is missing
+    open_study(tmp_path / "s", seed=0).ask()
+    more = SEARCH.model_copy(update={"trials": 5})
+    resumed = run_search(space, train, held_out, encoder, tmp_path / "s", more, cache, progress=False)
+    states = [trial.state.name for trial in resumed.trials]
+    assert states.count("FAIL") == 1 and states.count("COMPLETE") + states.count("PRUNED") == 5
+    assert [trial.params for trial in resumed.trials[:3]] == [trial.params for trial in finished]
+    again = run_search(space, train, held_out, encoder, tmp_path / "s", more, cache, progress=False)
+    assert len(again.trials) == len(resumed.trials)  # nothing left to run
+
+
+def test_the_same_seed_gives_the_same_search(banks, space, tmp_path):
+    train, held_out = banks
+    encoder = create_encoder("minilm")
+    first = run_search(space, train, held_out, encoder, tmp_path / "a", SEARCH, progress=False)
+    second = run_search(space, train, held_out, encoder, tmp_path / "b", SEARCH, progress=False)
+    assert [t.params for t in first.trials] == [t.params for t in second.trials]
+    assert [t.value for t in first.trials] == [t.value for t in second.trials]
