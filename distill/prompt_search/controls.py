@@ -19,8 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from distill.evaluation.seed_statistics import Difference, mean_std, t_interval
-from distill.prompt_search.feature_bank import FeatureBank
-from distill.prompt_search.quick_teacher import QuickTeacherSettings, train_quick_teacher
 from prompt_kit.embedding_cache import EmbeddingCache
 from prompt_kit.encoders import TextEncoder, class_vectors
 from prompt_kit.errors import PromptKitError
@@ -101,22 +99,6 @@ class ControlScore:
     miou: float
 
 
-def score_controls(
-    controls: Sequence[Control],
-    train: FeatureBank,
-    evaluation: FeatureBank,
-    settings: QuickTeacherSettings,
-    seeds: Sequence[int],
-) -> list[ControlScore]:
-    """Each control's quick teacher for each seed (the same seeds for all: paired)."""
-    return [
-        ControlScore(control.name, seed, train_quick_teacher(train, evaluation, control.vectors, settings, seed,
-                                                             learn_class_vectors=control.learned).miou)
-        for control in controls
-        for seed in seeds
-    ]  # fmt: skip
-
-
 def control_table(scores: Sequence[ControlScore], baseline: str = BASELINE) -> list[dict[str, object]]:
     """One row per control: mean ± sd over seeds, and the paired difference from ``baseline`` with its interval."""
     by_name: dict[str, dict[int, float]] = {}
@@ -146,6 +128,5 @@ __all__ = [
     "control_table",
     "random_word_list",
     "random_word_texts",
-    "score_controls",
     "shipped_sets",
 ]
