@@ -6,7 +6,7 @@ a teacher's outputs, each training image gets ``views`` geometric augmentations 
 (``PairedViews.view_params``: crop box, scale, flip from ``view_seed``), the backbone runs once on
 each, and every trial reads the stored maps. Evaluation images are read whole, once. A trial then
 costs head steps only (CamVid, 2 cores: 307 images x 4 views at 192x256 through EfficientNet-Lite2
-in 54 s, once; a 300-step trial 82 s; docs/results.md, "Prompt-search controls").
+in 60 s, once; a 300-step trial 84 s (median); docs/results.md, "Prompt-search controls").
 """
 
 from __future__ import annotations
